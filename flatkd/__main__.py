@@ -1,0 +1,5 @@
+"""``python -m flatkd`` runs the CLI."""
+
+from flatkd.cli import main
+
+main()

@@ -1,0 +1,127 @@
+"""Atomic writes: every result and checkpoint is written to a temporary file in the destination
+directory, flushed, fsynced and renamed over the target, so a killed process leaves either the old
+file or the new one, never a torn one.
+
+Loading never unpickles arbitrary objects: tensors come from safetensors, other state from JSON,
+and :func:`load_torch_state` uses ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from flatkd.errors import InputFileError
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    if not any(m in mode for m in "wx"):
+        raise ValueError(f"atomic_open writes only, got mode {mode!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` for writers that want a file name (np.save, PNG);
+    rename it over ``path`` when the block succeeds. The temporary name keeps the suffix."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` atomically (UTF-8)."""
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file; a missing or malformed file raises :class:`InputFileError`."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path}: not valid JSON ({exc})") from None
+
+
+def save_tensors(
+    path: str | os.PathLike[str],
+    tensors: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Save a flat name -> tensor mapping as safetensors, atomically."""
+    contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(contiguous, str(tmp), metadata=dict(metadata) if metadata else None)
+
+
+def load_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Load a safetensors file; a missing or corrupt file raises :class:`InputFileError`."""
+    if not Path(path).is_file():
+        raise InputFileError(f"{path}: no such file")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: corrupt or not a safetensors file ({exc})") from None
+
+
+def save_torch_state(path: str | os.PathLike[str], state: Any) -> None:
+    """Save nested state (optimizer, RNG) with ``torch.save``, atomically.
+
+    Only objects that ``torch.load(weights_only=True)`` accepts may be stored: tensors, numbers,
+    strings, and lists/tuples/dicts of them.
+    """
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_torch_state(path: str | os.PathLike[str]) -> Any:
+    """Load state saved by :func:`save_torch_state` without unpickling arbitrary objects."""
+    if not Path(path).is_file():
+        raise InputFileError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a torn or foreign file
+        raise InputFileError(f"{path}: corrupt or unsafe state file ({type(exc).__name__})") from None
