@@ -8,49 +8,17 @@ only when used, so ``flatkd --help`` stays quick. Errors the user can fix
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
-from typing import Any
-
 import click
 
 from flatkd import __version__
-from flatkd.errors import FlatkdError
+from flatkd.cli.common import LazyGroup
 
 # name -> "module:attribute" of the click command implementing it
 _COMMANDS: dict[str, str] = {}
 
-EXIT_USER_ERROR = 2
-
-
-class _LazyGroup(click.Group):
-    """A click group that imports subcommands on first use and turns user errors into one line."""
-
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lazy = lazy
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self._lazy})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self._lazy:
-            module_name, attr = self._lazy[cmd_name].split(":")
-            return getattr(importlib.import_module(module_name), attr)
-        return super().get_command(ctx, cmd_name)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except FlatkdError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            click.echo(f"flatkd: error: {exc}", err=True)
-            ctx.exit(EXIT_USER_ERROR)
-
-
-@click.group(cls=_LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flatkd")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option(
