@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+
 import click
 
 from flatkd import __version__
@@ -17,6 +18,7 @@ from flatkd.cli.common import LazyGroup
 
 # name -> "module:attribute" of the click command implementing it
 _COMMANDS: dict[str, str] = {}
+
 
 @click.group(cls=LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="flatkd")
