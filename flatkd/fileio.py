@@ -2,6 +2,8 @@
 directory, flushed, fsynced and renamed over the target, so a killed process leaves either the old
 file or the new one, never a torn one.
 
+Files get the usual permissions (0666 less the umask), not ``mkstemp``'s 0600.
+
 Loading never unpickles arbitrary objects: tensors come from safetensors, other state from JSON,
 and :func:`load_torch_state` uses ``torch.load(weights_only=True)``.
 """
@@ -14,13 +16,32 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import IO, TYPE_CHECKING, Any
 
 from flatkd.errors import InputFileError
+
+if TYPE_CHECKING:  # torch and safetensors load lazily: the codec and CLI start-up need neither
+    import torch
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: read once at import (os.umask can only be read by setting it, which is not thread-safe)
+_UMASK = _read_umask()
+
+
+def _temp_sibling(target: Path, suffix: str) -> str:
+    """Create an empty temporary file beside ``target`` with the permissions a plain ``open``
+    would give it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    os.close(fd)
+    return tmp
 
 
 @contextlib.contextmanager
@@ -32,9 +53,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     if not any(m in mode for m in "wx"):
         raise ValueError(f"atomic_open writes only, got mode {mode!r}")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    tmp = _temp_sibling(target, ".tmp")
     try:
         with open(tmp, mode, **kwargs) as handle:
             yield handle
@@ -52,9 +71,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for writers that want a file name (np.save, PNG);
     rename it over ``path`` when the block succeeds. The temporary name keeps the suffix."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
+    tmp = _temp_sibling(target, target.suffix)
     try:
         yield Path(tmp)
         os.replace(tmp, target)
@@ -92,6 +109,8 @@ def save_tensors(
     metadata: Mapping[str, str] | None = None,
 ) -> None:
     """Save a flat name -> tensor mapping as safetensors, atomically."""
+    from safetensors.torch import save_file
+
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(contiguous, str(tmp), metadata=dict(metadata) if metadata else None)
@@ -99,6 +118,9 @@ def save_tensors(
 
 def load_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Load a safetensors file; a missing or corrupt file raises :class:`InputFileError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     if not Path(path).is_file():
         raise InputFileError(f"{path}: no such file")
     try:
@@ -113,12 +135,16 @@ def save_torch_state(path: str | os.PathLike[str], state: Any) -> None:
     Only objects that ``torch.load(weights_only=True)`` accepts may be stored: tensors, numbers,
     strings, and lists/tuples/dicts of them.
     """
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 def load_torch_state(path: str | os.PathLike[str]) -> Any:
     """Load state saved by :func:`save_torch_state` without unpickling arbitrary objects."""
+    import torch
+
     if not Path(path).is_file():
         raise InputFileError(f"{path}: no such file")
     try:

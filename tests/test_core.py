@@ -99,3 +99,18 @@ def test_cli_help_and_version() -> None:
         [sys.executable, "-m", "flatkd", "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.strip() == "flatkd, version 0.1.0"
+
+
+def test_atomic_files_get_umask_permissions(tmp_path: Path) -> None:
+    fileio.write_text(tmp_path / "a.txt", "x")
+    with fileio.atomic_path(tmp_path / "b.npz") as tmp:
+        tmp.write_bytes(b"x")
+    (tmp_path / "plain.txt").write_text("x")  # what open() gives under this process's umask
+    expected = (tmp_path / "plain.txt").stat().st_mode & 0o777
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "b.npz").stat().st_mode & 0o777 == expected
+
+
+def test_cli_and_codec_start_without_torch() -> None:
+    code = "import sys, flatkd.cli, flatkd.fileio; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

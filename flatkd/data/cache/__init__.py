@@ -1,0 +1,23 @@
+"""The modality cache: I-frames, motion vectors and residuals decoded once and stored compactly
+(layout in :mod:`flatkd.data.cache.layout`, building in :mod:`flatkd.data.cache.build`)."""
+
+from flatkd.data.cache.build import CacheReport, build_cache
+from flatkd.data.cache.layout import (
+    CHANNELS,
+    MODALITIES,
+    CacheSettings,
+    ModalityCache,
+    VideoEntry,
+    default_cache_dir,
+)
+
+__all__ = [
+    "CHANNELS",
+    "MODALITIES",
+    "CacheReport",
+    "CacheSettings",
+    "ModalityCache",
+    "VideoEntry",
+    "build_cache",
+    "default_cache_dir",
+]

@@ -1,0 +1,206 @@
+"""Building the modality cache: every video decoded once, in parallel, resumable.
+
+Each video is one task (:func:`cache_video`): :meth:`flatkd.codec.reader.CompressedVideo.iter_gops`
+decodes it once, GOP by GOP; the I-frame and the motion vectors and residuals of the P-frames are
+converted to their stored form (:mod:`flatkd.data.cache.storage`) and written as
+``iframe.npy``, ``mv.npy``, ``residual.npy``, each atomically, then ``meta.json`` (the video's
+record) is written last. A video counts as done exactly when its ``meta.json`` exists, says
+``ok`` and names the same source file size and modification time; anything else in its folder is
+the leftover of an interrupted attempt and is deleted before the video is cached again. So a
+killed build continues where it stopped, and finished videos are never redone.
+
+A video the codec cannot read (corrupt, truncated, B-frames, no motion vectors, no P-frames) is
+recorded as ``failed`` with the reason and skipped while the rest finish. ``cache.json`` (the
+settings) is written first and a build with other settings into the same folder is refused;
+``manifest.json`` (all records) is written when the build ends and is what readers open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av.error
+import numpy as np
+import torch
+
+from flatkd.codec.reader import CompressedVideo
+from flatkd.data.cache.layout import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    MODALITIES,
+    META_FILE,
+    SETTINGS_FILE,
+    VIDEOS_DIR,
+    CacheSettings,
+    video_dir,
+)
+from flatkd.data.cache.storage import storage_size, store_iframe, store_mv, store_residual
+from flatkd.data.claim import claim_directory
+from flatkd.data.parallel import run_jobs
+from flatkd.data.splits import Sample
+from flatkd.errors import FlatkdError, InputFileError
+from flatkd.fileio import atomic_path, read_json, write_json
+from flatkd.progress import ProgressFactory, no_progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """What a build did: videos cached now, videos found already cached, failures (key -> reason)."""
+
+    cached: int
+    kept: int
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _source_signature(path: Path) -> dict[str, int]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    """Write a video's record atomically. Unlike :func:`flatkd.fileio.write_json` it does not
+    fsync: on ext4 that forces the video's arrays to disk as well and makes the build wait on the
+    disk; a killed process still leaves either no record or a whole one."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def _save(path: Path, array: np.ndarray) -> int:
+    with atomic_path(path) as tmp:
+        np.save(tmp, array, allow_pickle=False)
+    return path.stat().st_size
+
+
+def _layout_problem(types: str) -> str | None:
+    if not types or types[0] != "I":
+        return "the stream does not start with an I-frame"
+    if set(types) - {"I", "P"}:
+        return f"it has pictures other than I and P ({''.join(sorted(set(types) - {'I', 'P'}))})"
+    if "P" not in types:
+        return "it has no P-frames, so no motion vectors or residuals"
+    return None
+
+
+def cache_video(source: Path, key: str, root: Path, settings: CacheSettings) -> dict[str, Any]:
+    """Decode ``source`` once and write its cache entry ``key`` under ``root``; returns the record.
+
+    Raises :class:`InputFileError` (or the codec's errors) for a video that cannot be cached.
+    """
+    if not source.is_file():
+        raise InputFileError(f"{source}: no such video file")
+    folder = video_dir(root, key)
+    if folder.exists():
+        shutil.rmtree(folder)
+    signature = _source_signature(source)
+    video = CompressedVideo(source)
+    info = video.info
+    problem = _layout_problem(info.picture_types)
+    if problem:
+        raise InputFileError(f"{source}: cannot be cached: {problem}")
+    out_hw = storage_size(info.height, info.width, settings.size)
+    iframes = np.empty((info.picture_types.count("I"), *out_hw, 3), dtype=np.uint8)
+    mv = np.empty((info.picture_types.count("P"), *out_hw, 2), dtype=np.int8)
+    residual = np.empty((len(mv), *out_hw, 3), dtype=np.int8)
+    p_row = 0
+    for g, gop in enumerate(video.iter_gops(settings.accumulate)):
+        iframes[g] = store_iframe(gop.iframe, out_hw)
+        rows = slice(p_row, p_row + len(gop) - 1)
+        mv[rows] = store_mv(gop.mv[1:], out_hw)
+        residual[rows] = store_residual(gop.residual[1:], out_hw)
+        p_row += len(gop) - 1
+    arrays = dict(zip(MODALITIES, (iframes, mv, residual), strict=True))
+    stored = sum(_save(folder / f"{name}.npy", array) for name, array in arrays.items())
+    record = {
+        "status": "ok",
+        "types": info.picture_types,
+        "height": out_hw[0],
+        "width": out_hw[1],
+        "source_height": info.height,
+        "source_width": info.width,
+        "codec": info.codec,
+        "bytes": stored,
+        "source": signature,
+    }
+    _write_record(folder / META_FILE, record)
+    return record
+
+
+def _cache_or_fail(source: Path, key: str, root: Path, settings: CacheSettings) -> tuple[str, dict[str, Any]]:
+    """:func:`cache_video`, with an unreadable video turned into a ``failed`` record."""
+    try:
+        return key, cache_video(source, key, root, settings)
+    except (FlatkdError, av.error.FFmpegError) as exc:
+        return key, {"status": "failed", "error": str(exc)}
+
+
+def _is_done(root: Path, key: str, source: Path) -> bool:
+    """Cached, and the source has not changed since (or has gone: then the cache is all there is)."""
+    folder = video_dir(root, key)
+    meta = folder / META_FILE
+    if not meta.is_file() or not all((folder / f"{m}.npy").is_file() for m in MODALITIES):
+        return False
+    try:
+        record = read_json(meta)
+    except InputFileError:
+        return False
+    unchanged = not source.is_file() or record.get("source") == _source_signature(source)
+    return record.get("status") == "ok" and unchanged
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _collect(root: Path) -> dict[str, dict[str, Any]]:
+    """Records of every video cached under ``root``, keyed by video."""
+    videos = root / VIDEOS_DIR
+    return {
+        meta.parent.relative_to(videos).as_posix(): read_json(meta)
+        for meta in sorted(videos.rglob(META_FILE))
+    }
+
+
+def build_cache(
+    samples: Sequence[Sample],
+    out: str | os.PathLike[str],
+    settings: CacheSettings = CacheSettings(),
+    *,
+    jobs: int | None = None,
+    progress: ProgressFactory = no_progress,
+) -> CacheReport:
+    """Cache every video of ``samples`` under ``out`` (see the module docstring).
+
+    ``jobs`` worker processes (default: all CPUs; 1 works in this process). Returns what was done;
+    the failures are also in ``manifest.json``.
+    """
+    root = Path(out)
+    claim_directory(root, SETTINGS_FILE, {"format": FORMAT_VERSION, **asdict(settings)}, "a cache")
+    unique = list({s.video: s for s in samples}.values())
+    todo = [s for s in unique if not _is_done(root, s.video, s.path)]
+    if todo:
+        (root / MANIFEST_FILE).unlink(missing_ok=True)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    results: dict[str, dict[str, Any]] = {}
+    with progress(total=len(unique), desc="cache") as bar:
+        bar.update(len(unique) - len(todo))
+        work = [(s.path, s.video, root, settings) for s in todo]
+        for key, record in run_jobs(_cache_or_fail, work, jobs, initializer=_worker_init):
+            results[key] = record
+            bar.update(1)
+    failed = {key: record["error"] for key, record in results.items() if record["status"] != "ok"}
+    records = _collect(root)
+    records.update({key: results[key] for key in failed})
+    manifest = {"format": FORMAT_VERSION, "settings": asdict(settings), "videos": records}
+    write_json(root / MANIFEST_FILE, manifest)
+    for key, error in failed.items():
+        log.info("%s: not cached: %s", key, error)
+    return CacheReport(cached=len(todo) - len(failed), kept=len(unique) - len(todo), failed=failed)
