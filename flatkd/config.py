@@ -3,6 +3,8 @@
 Every run setting lives in a (frozen or plain) dataclass owned by the module that uses it. This
 module turns nested mappings (YAML, CLI overrides) into those dataclasses and back:
 
+- a partial nested section overrides only the keys it names; the others keep the defaults the
+  parent dataclass gives that section (not the nested class's own defaults);
 - an unknown key is an error that names the key, where it was found and the closest valid key;
 - a value of the wrong type is an error that names the key and the expected type;
 - the resolved settings are written back as YAML, so a run directory records exactly what ran.
@@ -45,6 +47,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "con
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(fields)})"
             raise ConfigError(f"{where}: unknown key '{key}'{hint}")
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(default := _default(fields[key])):
+            # a partial nested section keeps the parent's defaults for the keys it leaves out
+            value = merge(to_dict(default), value)
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
     try:
         return cls(**kwargs)
@@ -107,6 +112,13 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
         else:
             out[key] = value
     return out
+
+
+def _default(field: dataclasses.Field[Any]) -> Any:
+    """The value a dataclass field takes when its key is absent (``MISSING`` if required)."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
 
 
 def _type_name(tp: Any) -> str:

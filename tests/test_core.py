@@ -28,11 +28,14 @@ class Outer:
     kind: Literal["a", "b"] = "a"
     seed: int | None = None
     inner: Inner = dataclasses.field(default_factory=Inner)
+    tuned: Inner = dataclasses.field(default_factory=lambda: Inner(lr=0.5, milestones=(1,)))
 
 
 def test_from_dict_roundtrip_and_coercion(tmp_path: Path) -> None:
     obj = config.from_dict(Outer, {"kind": "b", "inner": {"lr": 1, "milestones": [3]}})
     assert obj == Outer(kind="b", inner=Inner(lr=1.0, milestones=(3,)))
+    # a partial section keeps the parent's defaults for that section, not Inner's own
+    assert config.from_dict(Outer, {"tuned": {"lr": 0.2}}).tuned == Inner(lr=0.2, milestones=(1,))
     assert isinstance(obj.inner.lr, float)
     config.save(obj, tmp_path / "c.yaml")
     assert config.load(Outer, tmp_path / "c.yaml") == obj

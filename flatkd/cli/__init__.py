@@ -17,7 +17,12 @@ from flatkd import __version__
 from flatkd.cli.common import LazyGroup
 
 # name -> "module:attribute" of the click command implementing it
-_COMMANDS: dict[str, str] = {}
+_COMMANDS: dict[str, str] = {
+    "train": "flatkd.cli.train:train",
+    "evaluate": "flatkd.cli.train:evaluate",
+    "data": "flatkd.cli.data:data",
+    "rank-modalities": "flatkd.cli.landscape:rank_modalities",
+}
 
 
 @click.group(cls=LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,257 @@
+"""``flatkd train`` and ``flatkd evaluate``: per-modality multi-exit networks in a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from flatkd.cli.common import progress, run_option
+from flatkd.config import from_dict, merge, read_yaml, to_dict
+from flatkd.errors import ConfigError, FlatkdError
+from flatkd.models import MODALITY_CHANNELS, list_presets
+from flatkd.progress import no_progress
+from flatkd.rundir import RunDir
+from flatkd.train import FINAL_TRAIN_STAGE, TrainConfig, exit_accuracy, init_from_env, train_network
+from flatkd.train.datasets import open_split_data, record_data_source, resolve_data_source
+from flatkd.train.stages import export_logits, load_network, load_train_config, record_macs
+
+MODALITIES = tuple(MODALITY_CHANNELS)
+
+
+def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("backbone.optim.lr=0.01", ...)`` -> nested mapping (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. backbone.optim.lr=0.01")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {pair!r}: the value is not valid YAML") from None
+        node = out
+        *parents, leaf = key.split(".")
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = value
+    return out
+
+
+def _resolve_config(
+    run: RunDir,
+    modality: str,
+    resume: bool,
+    config_path: Path | None,
+    flags: dict[str, Any],
+    overrides: tuple[str, ...],
+) -> TrainConfig:
+    """Defaults < the run's recorded settings (on --resume) < --config file < flags < --set.
+
+    Each layer is merged key by key into the one below, so a partial section (``ics: {epochs:
+    3}``) keeps the other settings of that section."""
+    recorded = run.read_config().get("train", {}).get(modality)
+    if recorded is not None and not resume:
+        raise FlatkdError(
+            f"{run.path} already trains {modality}; pass --resume to continue it or choose a new --run"
+        )
+    settings: dict[str, Any] = dict(recorded or {})
+    if config_path is not None:
+        from_file = read_yaml(config_path)
+        from_dict(TrainConfig, from_file, where=str(config_path))
+        settings = merge(settings, from_file)
+    settings = merge(settings, {k: v for k, v in flags.items() if v is not None})
+    settings = merge(settings, _parse_overrides(overrides))
+    return from_dict(TrainConfig, settings, where="train settings")
+
+
+def _accuracy_table(run: RunDir, stage: str, modality: str) -> str:
+    lines = []
+    for split in ("val", "test"):
+        logits, labels = run.load_logits(stage, modality, split)
+        accuracy = " ".join(f"{a:.3f}" for a in exit_accuracy(logits, labels).tolist())
+        lines.append(f"{modality:9s} {stage:9s} {split:5s} {len(labels):6d}  {accuracy}")
+    return "\n".join(lines)
+
+
+_TABLE_HEADER = "modality  stage     split  clips  accuracy per exit (earliest .. final)"
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Dataset folder (`flatkd data synth` output or a UCF-101/HMDB-51 tree). Needed on a run's "
+    "first train only: the run records it.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Modality cache built by `flatkd data cache`  [default: DATA/cache].",
+)
+@click.option("--split", type=click.IntRange(1, 3), default=None, help="Train/test split  [default: 1].")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="Share of training clips carved out for validation  [default: 0.15].",
+)
+@click.option(
+    "--modality",
+    "modalities",
+    type=click.Choice(MODALITIES),
+    multiple=True,
+    required=True,
+    help="Modality to train; repeat for several (trained one after the other).",
+)
+@run_option
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(list_presets())),
+    default=None,
+    help="Model preset  [default: cpu-tiny]. `paper`: I-frame ResNet-50, MV/residual ResNet-18.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file of training settings (the fields of flatkd.train.TrainConfig).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one setting, e.g. --set backbone.optim.lr=0.01 (VALUE is YAML). Repeatable.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the backbone stage.")
+@click.option("--ic-epochs", type=click.IntRange(min=1), default=None, help="Epochs of the IC stage.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch size (clips).")
+@click.option("--seed", type=int, default=None, help="Seed: same seed, same numbers.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option(
+    "--weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Initial backbone weights (ImageNet/Kinetics; safetensors or a plain state dict).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run with the settings it recorded.")
+def train(
+    data_dir: Path | None,
+    cache: Path | None,
+    split: int | None,
+    val_fraction: float | None,
+    modalities: tuple[str, ...],
+    run_dir: Path,
+    preset: str | None,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    epochs: int | None,
+    ic_epochs: int | None,
+    batch_size: int | None,
+    seed: int | None,
+    workers: int | None,
+    device: str | None,
+    weights: Path | None,
+    resume: bool,
+) -> None:
+    """Train the multi-exit network of each --modality into the run directory.
+
+    Stage `backbone` trains the backbone with cross-entropy on its final exit; stage `ic-ce`
+    then trains the internal classifiers (after layer1-3) with the backbone frozen. Each epoch
+    writes checkpoints and a row of metrics.csv; the best epoch is chosen on the validation
+    split. Afterwards the logits of every exit on validation and test, and the MACs of every exit,
+    are saved in the run directory.
+
+    \b
+    Examples:
+      flatkd train --data data/synth --modality iframe --run runs/r1
+      flatkd train --modality mv --modality residual --run runs/r1 --epochs 20
+      flatkd train --modality mv --run runs/r1 --resume            # after a kill
+      torchrun --nproc_per_node 2 -m flatkd -- train --modality mv --run runs/r1
+
+    Under torchrun (the `--` stops torchrun from reading flatkd's options) each process trains
+    on its share of every batch with DDP; --batch-size stays the global batch and only rank 0
+    writes.
+
+    Settings: defaults, then --config FILE, then the flags, then --set KEY=VALUE; the resolved
+    settings are saved under `train.<modality>` in RUN/config.yaml.
+    """
+    run = RunDir(run_dir)
+    flags = {
+        "preset": preset,
+        "seed": seed,
+        "batch_size": batch_size,
+        "workers": workers,
+        "device": device,
+        "weights": None if weights is None else str(weights.resolve()),
+        "backbone": None if epochs is None else {"epochs": epochs},
+        "ics": None if ic_epochs is None else {"epochs": ic_epochs},
+    }
+    configs = {m: _resolve_config(run, m, resume, config_path, flags, overrides) for m in modalities}
+    source = resolve_data_source(run, data_dir, cache, split, val_fraction)
+    env = init_from_env(next(iter(configs.values())).device)
+    env.barrier()  # every process has read the run's settings before rank 0 writes them
+    if env.is_main:
+        record_data_source(run, source)
+        for modality, config in configs.items():
+            run.set_section(["train", modality], to_dict(config))
+    env.barrier()
+    bars = progress if env.is_main else no_progress
+    for modality, config in configs.items():
+        data = open_split_data(source, config, (modality,))
+        train_network(run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars)
+    if env.is_main:
+        click.echo(_TABLE_HEADER)
+        for modality, config in configs.items():
+            stage = FINAL_TRAIN_STAGE if config.exits else "backbone"
+            click.echo(_accuracy_table(run, stage, modality))
+
+
+@click.command()
+@run_option
+@click.option(
+    "--modality",
+    "modalities",
+    type=click.Choice(MODALITIES),
+    multiple=True,
+    help="Modality to evaluate; repeatable  [default: every trained one].",
+)
+@click.option(
+    "--stage",
+    default=FINAL_TRAIN_STAGE,
+    show_default=True,
+    help="Whose checkpoints: backbone, ic-ce, or a distillation stage such as ic-pkd.",
+)
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
+def evaluate(run_dir: Path, modalities: tuple[str, ...], stage: str, workers: int | None) -> None:
+    """Recompute the logits of every exit on validation and test from the best checkpoints of
+    --stage, save them (RUN/logits/STAGE/) with the MACs of every exit (RUN/macs.json), and print
+    the accuracy of every exit.
+
+    \b
+    Example:
+      flatkd evaluate --run runs/r1
+    """
+    run = RunDir(run_dir)
+    if not modalities:
+        trained = run.section("train", needs=f"flatkd train --run {run.path} --modality MODALITY")
+        modalities = tuple(m for m in MODALITIES if m in trained)
+    networks = {m: load_network(run, m, stage) for m in modalities}
+    source = resolve_data_source(run, None)
+    click.echo(_TABLE_HEADER)
+    for modality, network in networks.items():
+        config = load_train_config(run, modality)
+        if workers is not None:
+            config.workers = workers
+        data = open_split_data(source, config, (modality,))
+        export_logits(run, stage, network, data, config, progress=progress)
+        record_macs(run, network, config)
+        click.echo(_accuracy_table(run, stage, modality))

@@ -1,0 +1,179 @@
+"""The run directory: where every command reads its inputs and writes its results.
+
+Layout (``runs/NAME/``)::
+
+    config.yaml                       resolved settings: ``data`` (dataset, cache, split, classes),
+                                      ``train.<modality>`` (flatkd.train.TrainConfig); later
+                                      stages add their own sections
+    checkpoints/<stage>/<modality>.safetensors   best weights of a stage (chosen on validation),
+                                      the whole multi-exit network (input BN, backbone, ICs);
+                                      metadata: epoch, val metric, preset, modality
+    checkpoints/<stage>/<modality>.resume.pt     resume state after the last finished epoch:
+                                      weights, optimiser, best so far, metrics history (one
+                                      atomic file, so a kill never leaves a torn state)
+    metrics.csv                       one row per (stage, modality, epoch): stage, modality,
+                                      epoch, lr, train_loss, train_acc, val_loss, val_acc,
+                                      val_acc_exit0.., seconds (whole epoch), clips_per_s
+                                      (training throughput), data_wait (share of training time
+                                      spent waiting for data)
+    logits/<stage>/<modality>.<split>.safetensors   ``logits`` [N, n_exits, K], ``labels`` [N]
+    macs.json                         {modality: [MACs per clip of exit 0, exit 1, ...]}
+    flatness.csv, chain.json, wise.json, figures/   written by later stages
+
+Stages: ``backbone`` (CE on the final exit), ``ic-ce`` (ICs with CE, backbone frozen), later e.g.
+``ic-pkd``. Every file is written atomically; files shared by concurrent commands (``config.yaml``,
+``metrics.csv``, ``macs.json``) are updated under an exclusive lock on ``.lock``, so several
+modalities may train into one run at the same time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import yaml
+
+from flatkd.config import read_yaml
+from flatkd.errors import InputFileError, MissingPrerequisiteError
+from flatkd.fileio import atomic_open, load_tensors, read_json, save_tensors, write_json, write_text
+
+#: the stages ``flatkd train`` runs, in order
+TRAIN_STAGES = ("backbone", "ic-ce")
+
+
+class RunDir:
+    """Paths and small shared files of one run directory (created on first write)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.config_path = self.path / "config.yaml"
+        self.metrics_path = self.path / "metrics.csv"
+        self.macs_path = self.path / "macs.json"
+        self.flatness_path = self.path / "flatness.csv"
+        self.chain_path = self.path / "chain.json"
+        self.wise_path = self.path / "wise.json"
+        self.figures_dir = self.path / "figures"
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ---- per-stage files ------------------------------------------------------------------
+    def checkpoint_path(self, stage: str, modality: str) -> Path:
+        """Best weights (safetensors) of ``modality``'s network after ``stage``."""
+        return self.path / "checkpoints" / stage / f"{modality}.safetensors"
+
+    def existing_checkpoint(self, stage: str, modality: str) -> Path:
+        """:meth:`checkpoint_path` if the file exists, else a :class:`MissingPrerequisiteError`
+        naming the command that writes it."""
+        path = self.checkpoint_path(stage, modality)
+        if not path.is_file():
+            raise MissingPrerequisiteError(f"{path} is missing: {_producer(self, stage, modality)}")
+        return path
+
+    def resume_path(self, stage: str, modality: str) -> Path:
+        return self.path / "checkpoints" / stage / f"{modality}.resume.pt"
+
+    def logits_path(self, stage: str, modality: str, split: str) -> Path:
+        return self.path / "logits" / stage / f"{modality}.{split}.safetensors"
+
+    # ---- config.yaml -----------------------------------------------------------------------
+    def read_config(self) -> dict[str, Any]:
+        """The whole ``config.yaml`` (empty before the first command wrote it)."""
+        return read_yaml(self.config_path) if self.config_path.is_file() else {}
+
+    def section(self, *keys: str, needs: str) -> Any:
+        """``config.yaml[keys[0]][keys[1]]...``; if absent, :class:`MissingPrerequisiteError`
+        telling the user to run ``needs`` first."""
+        node: Any = self.read_config()
+        for key in keys:
+            if not isinstance(node, Mapping) or key not in node:
+                where = ".".join(keys)
+                raise MissingPrerequisiteError(f"{self.config_path} has no '{where}': run `{needs}` first")
+            node = node[key]
+        return node
+
+    def set_section(self, keys: Sequence[str], value: Any) -> None:
+        """Set ``config.yaml[keys...] = value`` (a read-modify-write under the run's lock)."""
+        with self.lock():
+            config = self.read_config()
+            node = config
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = value
+            write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+
+    # ---- metrics.csv ----------------------------------------------------------------------
+    def write_metrics(self, stage: str, modality: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the rows of (``stage``, ``modality``) in ``metrics.csv`` by ``rows``."""
+        with self.lock():
+            table = self.read_metrics()
+            if not table.empty:
+                table = table[~((table["stage"] == stage) & (table["modality"] == modality))]
+            new = pd.DataFrame([{"stage": stage, "modality": modality, **row} for row in rows])
+            table = new if table.empty else pd.concat([table, new], ignore_index=True)
+            with atomic_open(self.metrics_path, "w", encoding="utf-8", newline="") as handle:
+                table.to_csv(handle, index=False)
+
+    def read_metrics(self) -> pd.DataFrame:
+        """``metrics.csv`` as a DataFrame (empty if not written yet)."""
+        if not self.metrics_path.is_file():
+            return pd.DataFrame()
+        try:
+            return pd.read_csv(self.metrics_path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise InputFileError(f"{self.metrics_path}: not a readable CSV ({exc})") from None
+
+    # ---- logits and MACs -------------------------------------------------------------------
+    def save_logits(
+        self, stage: str, modality: str, split: str, logits: torch.Tensor, labels: torch.Tensor
+    ) -> None:
+        """Store ``logits`` [N, n_exits, K] and ``labels`` [N] of one split."""
+        save_tensors(self.logits_path(stage, modality, split), {"logits": logits, "labels": labels})
+
+    def load_logits(self, stage: str, modality: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits [N, n_exits, K], labels [N])`` saved by :meth:`save_logits`."""
+        path = self.logits_path(stage, modality, split)
+        if not path.is_file():
+            raise MissingPrerequisiteError(f"{path} is missing: {_producer(self, stage, modality)}")
+        tensors = load_tensors(path)
+        if set(tensors) != {"logits", "labels"}:
+            raise InputFileError(f"{path}: expected tensors 'logits' and 'labels', found {sorted(tensors)}")
+        return tensors["logits"], tensors["labels"]
+
+    def update_macs(self, modality: str, macs: Sequence[int]) -> None:
+        """Record the MACs per clip of each exit of ``modality``'s network in ``macs.json``."""
+        with self.lock():
+            table = read_json(self.macs_path) if self.macs_path.is_file() else {}
+            table[modality] = [int(m) for m in macs]
+            write_json(self.macs_path, table)
+
+    def read_macs(self) -> dict[str, list[int]]:
+        """``macs.json``: modality -> MACs per exit."""
+        if not self.macs_path.is_file():
+            raise MissingPrerequisiteError(
+                f"{self.macs_path} is missing: run `flatkd train --run {self.path}` first"
+            )
+        return read_json(self.macs_path)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive lock on the run directory's shared files (``fcntl.flock`` on ``.lock``)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _producer(run: RunDir, stage: str, modality: str) -> str:
+    if stage in TRAIN_STAGES:
+        return f"run `flatkd train --run {run.path} --modality {modality}` first"
+    return f"run the command that trains stage '{stage}' first"

@@ -1,0 +1,103 @@
+"""Single-process or DDP execution behind one small interface.
+
+``flatkd train`` started by ``torchrun --nproc_per_node N`` finds ``WORLD_SIZE``/``RANK``/
+``LOCAL_RANK`` in the environment and joins the process group (NCCL on CUDA, gloo on CPU). Each
+process reads its own shard of the data (``DistributedSampler``), DDP averages gradients, and only
+rank 0 writes files. With ``sync_bn`` BatchNorm layers use the global batch's statistics
+(``torch.nn.SyncBatchNorm`` on CUDA, :class:`flatkd.train.syncbn.GlobalBatchNorm2d` elsewhere), so
+N processes with batch b train like one process with batch N*b.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from flatkd.errors import ConfigError
+from flatkd.train.syncbn import convert_to_global_bn
+
+
+@dataclasses.dataclass(frozen=True)
+class Dist:
+    """Where this process runs: its rank, the world size and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that writes files."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum of ``values`` over all processes (float64 on the CPU, for exact small counts)."""
+        values = values.to(torch.float64)
+        if self.distributed:
+            moved = values.to(self.device)
+            dist.all_reduce(moved)
+            values = moved.cpu()
+        return values
+
+    def gather(self, obj: Any) -> list[Any]:
+        """``obj`` of every process, in rank order."""
+        if not self.distributed:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+
+#: a single process on the CPU (the default wherever a ``Dist`` is expected)
+LOCAL = Dist()
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a config error."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but no CUDA device is available (use device: auto)")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def init_from_env(device_choice: str = "auto") -> Dist:
+    """Join the process group torchrun describes in the environment, or run alone."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_choice)
+    if world_size <= 1:
+        return Dist(device=device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
+
+
+def wrap_for_training(model: nn.Module, env: Dist, sync_bn: bool) -> nn.Module:
+    """The module a training step calls: ``model`` itself alone, DDP around it otherwise."""
+    if not env.distributed:
+        return model
+    if sync_bn:
+        if env.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        else:
+            convert_to_global_bn(model)
+    device_ids = [env.device.index] if env.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)

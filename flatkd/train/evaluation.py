@@ -1,0 +1,76 @@
+"""Logits of every exit on a dataset, and the per-exit metrics derived from them.
+
+Evaluation runs in eval mode (running BatchNorm statistics) over the dataset in order; under DDP
+each process takes every ``world_size``-th clip and the pieces are gathered back into dataset
+order, so every process returns the full result.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from flatkd.models import MultiExitNet
+from flatkd.progress import ProgressFactory, no_progress
+from flatkd.train.config import TrainConfig
+from flatkd.train.distributed import LOCAL, Dist
+
+
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
+    """bf16 autocast on CUDA when ``bf16`` is set; a no-op context elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+
+
+@torch.no_grad()
+def predict(
+    model: MultiExitNet,
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    env: Dist = LOCAL,
+    progress: ProgressFactory = no_progress,
+    desc: str = "evaluate",
+) -> tuple[Tensor, Tensor]:
+    """Logits ``[N, n_exits, K]`` (float32, CPU) and labels ``[N]`` (int64) of every clip.
+
+    ``dataset`` yields ``(inputs: dict[modality, [S, C, H, W]], label)``; the model reads
+    ``inputs[model.modality]``. Batch size, loader workers and bf16 come from ``config``
+    (``eval_batch_size``, ``workers``, ``bf16``). The model's train/eval mode is restored.
+    """
+    batch_size, workers, bf16 = config.eval_batch_size, config.workers, config.bf16
+    indices = list(range(env.rank, len(dataset), env.world_size))  # type: ignore[arg-type]
+    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=workers)
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+    try:
+        with progress(total=len(loader), desc=desc) as bar:
+            for inputs, label in loader:
+                with autocast(env.device, bf16):
+                    exits = model(inputs[model.modality].to(env.device, non_blocking=True))
+                logits.append(torch.stack(exits, dim=1).float().cpu())
+                labels.append(label)
+                bar.update(1)
+    finally:
+        model.train(was_training)
+    local = (torch.tensor(indices, dtype=torch.long), _cat(logits), _cat(labels).long())
+    pieces = env.gather(local)
+    order = torch.cat([p[0] for p in pieces]).argsort()
+    return torch.cat([p[1] for p in pieces])[order], torch.cat([p[2] for p in pieces])[order]
+
+
+def exit_accuracy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Top-1 accuracy of every exit: ``[N, E, K]``, ``[N]`` -> ``[E]``."""
+    return (logits.argmax(dim=-1) == labels[:, None]).double().mean(dim=0)
+
+
+def exit_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean label cross-entropy of every exit: ``[N, E, K]``, ``[N]`` -> ``[E]``."""
+    targets = labels[:, None].expand(-1, logits.shape[1])
+    return F.cross_entropy(logits.transpose(1, 2).double(), targets, reduction="none").mean(dim=0)
+
+
+def _cat(tensors: list[Tensor]) -> Tensor:
+    return torch.cat(tensors) if tensors else torch.empty(0)

@@ -1,0 +1,144 @@
+"""``flatkd train`` and ``flatkd evaluate`` as library calls, on top of :func:`fit`.
+
+:func:`train_network` trains one modality's network in CoViAR's order: first the backbone with
+label cross-entropy on its final exit (stage ``backbone``; the ICs are frozen and unused), then the
+internal classifiers with the backbone frozen (stage ``ic-ce``), each stage starting from the best
+weights of the one before. After each stage the logits of every exit on validation and test go to
+the run directory; at the end the MACs of every exit go to ``macs.json``.
+
+:func:`load_network` rebuilds a trained network from a run directory alone, for later commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from flatkd.config import from_dict
+from flatkd.models import MODALITY_CHANNELS, MultiExitNet, build_model, exit_macs, load_backbone_weights
+from flatkd.progress import ProgressFactory, no_progress
+from flatkd.rundir import RunDir
+from flatkd.train.checkpoint import load_weights
+from flatkd.train.config import TrainConfig
+from flatkd.train.distributed import LOCAL, Dist
+from flatkd.train.evaluation import predict
+from flatkd.train.loop import StageResult, fit
+from flatkd.train.losses import ExitCrossEntropy
+from flatkd.train.seeding import derive_seed
+
+#: the stage whose checkpoint is a modality's finished network (backbone + CE-trained ICs)
+FINAL_TRAIN_STAGE = "ic-ce"
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitData:
+    """Datasets of one modality (or more, for teachers): training, validation and test."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+
+
+def train_network(
+    run: RunDir,
+    modality: str,
+    config: TrainConfig,
+    data: SplitData,
+    num_classes: int,
+    *,
+    resume: bool = False,
+    env: Dist = LOCAL,
+    progress: ProgressFactory = no_progress,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> list[StageResult]:
+    """Train ``modality``'s multi-exit network into ``run``: stage ``backbone``, then ``ic-ce``."""
+    torch.manual_seed(derive_seed(config.seed, "init"))
+    model = build_model(config.preset, modality, num_classes, config.exits)
+    if config.weights is not None:
+        load_backbone_weights(model, config.weights)
+    common: dict[str, Any] = {
+        "run": run,
+        "config": config,
+        "resume": resume,
+        "env": env,
+        "progress": progress,
+        "on_epoch_end": on_epoch_end,
+    }
+    model.set_trainable("backbone")
+    results = [
+        fit(
+            model,
+            data.train,
+            data.val,
+            stage="backbone",
+            stage_config=config.backbone,
+            loss=ExitCrossEntropy((-1,)),
+            monitor=(-1,),
+            **common,
+        )
+    ]
+    export_logits(run, "backbone", model, data, config, env, progress)
+    ics = tuple(range(model.num_exits - 1))
+    if ics:
+        model.set_trainable("ics")
+        results.append(
+            fit(
+                model,
+                data.train,
+                data.val,
+                stage=FINAL_TRAIN_STAGE,
+                stage_config=config.ics,
+                loss=ExitCrossEntropy(ics),
+                monitor=ics,
+                **common,
+            )
+        )
+        export_logits(run, FINAL_TRAIN_STAGE, model, data, config, env, progress)
+    if env.is_main:
+        record_macs(run, model, config)
+    env.barrier()
+    return results
+
+
+def export_logits(
+    run: RunDir,
+    stage: str,
+    model: MultiExitNet,
+    data: SplitData,
+    config: TrainConfig,
+    env: Dist = LOCAL,
+    progress: ProgressFactory = no_progress,
+) -> None:
+    """Save the logits of every exit on validation and test under ``logits/<stage>/``."""
+    for split, dataset in (("val", data.val), ("test", data.test)):
+        desc = f"{stage} {model.modality} {split}"
+        logits, labels = predict(model, dataset, config, env=env, progress=progress, desc=desc)
+        if env.is_main:
+            run.save_logits(stage, model.modality, split, logits, labels)
+
+
+def record_macs(run: RunDir, model: MultiExitNet, config: TrainConfig) -> list[int]:
+    """Write the MACs per clip of every exit of ``model`` to ``macs.json``."""
+    shape = (config.num_segments, MODALITY_CHANNELS[model.modality], config.input_size, config.input_size)
+    macs = exit_macs(model, shape)
+    run.update_macs(model.modality, macs)
+    return macs
+
+
+def load_train_config(run: RunDir, modality: str) -> TrainConfig:
+    """The settings ``modality`` was trained with in ``run``."""
+    section = run.section("train", modality, needs=f"flatkd train --run {run.path} --modality {modality}")
+    return from_dict(TrainConfig, section, where=f"{run.config_path}: train.{modality}")
+
+
+def load_network(run: RunDir, modality: str, stage: str = FINAL_TRAIN_STAGE) -> MultiExitNet:
+    """The best ``stage`` network of ``modality`` in ``run``, in eval mode on the CPU."""
+    config = load_train_config(run, modality)
+    classes = run.section("data", "classes", needs=f"flatkd train --run {run.path} --modality {modality}")
+    model = build_model(config.preset, modality, len(classes), config.exits)
+    load_weights(run.existing_checkpoint(stage, modality), model)
+    return model.eval()
