@@ -32,7 +32,8 @@ from flatkd.config import from_dict
 from flatkd.data.cache import build_cache, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.synth.build import generate_synthetic
-from flatkd.models import MODALITY_CHANNELS, build_model
+from flatkd.modalities import MODALITIES
+from flatkd.models import build_model
 from flatkd.rundir import RunDir
 from flatkd.train import ExitCrossEntropy, TrainConfig, fit
 from flatkd.train.datasets import open_split_data, resolve_data_source
@@ -106,7 +107,7 @@ def main() -> None:
     print(
         f"{'modality':9s} {'clips/s':>8s} {'data wait':>10s} {'in-memory clips/s':>18s} {'ratio':>6s}  target"
     )
-    for modality in MODALITY_CHANNELS:
+    for modality in MODALITIES:
         data = open_split_data(source, config, (modality,))
         with tempfile.TemporaryDirectory() as work:
             real = one_epoch(modality, data.train, data.val, config, Path(work) / "real")

@@ -11,8 +11,8 @@ from torch import nn
 
 from flatkd.errors import ConfigError, InputFileError
 from flatkd.fileio import save_tensors
+from flatkd.modalities import CHANNELS, MODALITIES
 from flatkd.models import (
-    MODALITY_CHANNELS,
     build_model,
     exit_macs,
     list_presets,
@@ -20,12 +20,10 @@ from flatkd.models import (
     resolve_preset,
 )
 
-MODALITIES = tuple(MODALITY_CHANNELS)
-
 
 def _clips(modality: str, batch: int = 2, segments: int = 2, size: int = 64, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, segments, MODALITY_CHANNELS[modality], size, size, generator=g)
+    return torch.randn(batch, segments, CHANNELS[modality], size, size, generator=g)
 
 
 @pytest.mark.parametrize(("preset", "modality"), list(itertools.product(list_presets(), MODALITIES)))
@@ -38,7 +36,7 @@ def test_every_preset_gives_four_exits_of_class_logits(preset: str, modality: st
     assert [tuple(o.shape) for o in outs] == [(2, 7)] * 4
     assert all(torch.isfinite(o).all() for o in outs)
     assert (net.data_bn is None) == (modality == "iframe")
-    assert net.backbone.conv1.in_channels == MODALITY_CHANNELS[modality]
+    assert net.backbone.conv1.in_channels == CHANNELS[modality]
 
 
 def test_paper_preset_resolves_per_modality() -> None:

@@ -11,14 +11,14 @@ import yaml
 from flatkd.cli.common import progress, run_option
 from flatkd.config import from_dict, merge, read_yaml, to_dict
 from flatkd.errors import ConfigError, FlatkdError
-from flatkd.models import MODALITY_CHANNELS, list_presets
+from flatkd.modalities import MODALITIES
+from flatkd.models import list_presets
 from flatkd.progress import no_progress
 from flatkd.rundir import RunDir
 from flatkd.train import FINAL_TRAIN_STAGE, TrainConfig, exit_accuracy, init_from_env, train_network
 from flatkd.train.datasets import open_split_data, record_data_source, resolve_data_source
 from flatkd.train.stages import export_logits, load_network, load_train_config, record_macs
 
-MODALITIES = tuple(MODALITY_CHANNELS)
 
 
 def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:

@@ -25,11 +25,9 @@ from typing import Any
 
 from flatkd.errors import InputFileError, MissingPrerequisiteError
 from flatkd.fileio import read_json, write_json
-from flatkd.models import MODALITY_CHANNELS
+from flatkd.modalities import MODALITIES
 from flatkd.rundir import RunDir
 
-#: The compressed-video modalities, one network each.
-MODALITIES = tuple(MODALITY_CHANNELS)
 
 
 @dataclass(frozen=True)

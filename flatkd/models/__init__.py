@@ -9,7 +9,7 @@
 
 from flatkd.models.exits import InternalClassifier
 from flatkd.models.macs import exit_macs
-from flatkd.models.multiexit import MODALITY_CHANNELS, STAGE_NAMES, MultiExitNet
+from flatkd.models.multiexit import STAGE_NAMES, MultiExitNet
 from flatkd.models.presets import (
     DEFAULT_EXITS,
     Preset,
@@ -24,7 +24,6 @@ from flatkd.models.weights import load_backbone_weights, read_state_dict
 
 __all__ = [
     "DEFAULT_EXITS",
-    "MODALITY_CHANNELS",
     "STAGE_NAMES",
     "InternalClassifier",
     "MultiExitNet",

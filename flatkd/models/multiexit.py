@@ -23,11 +23,10 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from flatkd.modalities import CHANNELS
 from flatkd.models.exits import InternalClassifier
 from flatkd.models.resnet import ResNet
 
-#: input channels per modality (I-frame RGB, motion vector dx/dy, residual RGB)
-MODALITY_CHANNELS: dict[str, int] = {"iframe": 3, "mv": 2, "residual": 3}
 #: names of the four backbone stages, where internal classifiers may sit
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -43,7 +42,7 @@ class MultiExitNet(nn.Module):
     """Backbone + internal classifiers for one modality.
 
     Args:
-        backbone: a :class:`ResNet` whose ``conv1`` takes ``MODALITY_CHANNELS[modality]`` channels.
+        backbone: a :class:`ResNet` whose ``conv1`` takes ``CHANNELS[modality]`` channels.
         modality: ``"iframe"``, ``"mv"`` or ``"residual"``.
         exit_stages: 0-based backbone stages followed by an internal classifier, increasing,
             each < 3 (the exit after the last stage is the backbone's ``fc``).
@@ -58,14 +57,14 @@ class MultiExitNet(nn.Module):
         ic_widths: tuple[int, ...],
     ):
         super().__init__()
-        if modality not in MODALITY_CHANNELS:
-            raise ValueError(f"unknown modality {modality!r}; expected one of {sorted(MODALITY_CHANNELS)}")
+        if modality not in CHANNELS:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {sorted(CHANNELS)}")
         if list(exit_stages) != sorted(set(exit_stages)) or any(s not in (0, 1, 2) for s in exit_stages):
             raise ValueError(f"exit stages must be increasing and within 0..2, got {exit_stages}")
         self.modality = modality
         self.exit_stages = tuple(exit_stages)
         num_classes = backbone.fc.out_features
-        channels = MODALITY_CHANNELS[modality]
+        channels = CHANNELS[modality]
         self.data_bn = nn.BatchNorm2d(channels) if modality in ("mv", "residual") else None
         self.backbone = backbone
         self.ics = nn.ModuleList(

@@ -23,7 +23,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from flatkd.errors import ConfigError
-from flatkd.models.multiexit import MODALITY_CHANNELS, STAGE_NAMES, MultiExitNet
+from flatkd.modalities import CHANNELS
+from flatkd.models.multiexit import STAGE_NAMES, MultiExitNet
 from flatkd.models.resnet import BlockName, ResNet
 
 DEFAULT_EXITS = ("layer1", "layer2", "layer3")
@@ -88,8 +89,8 @@ def resolve_preset(name: str, modality: str) -> ResNetSpec:
     """The backbone shape preset ``name`` uses for ``modality``."""
     if name not in _PRESETS:
         raise ConfigError(f"unknown model preset '{name}' (available: {', '.join(_PRESETS)})")
-    if modality not in MODALITY_CHANNELS:
-        expected = ", ".join(MODALITY_CHANNELS)
+    if modality not in CHANNELS:
+        expected = ", ".join(CHANNELS)
         raise ConfigError(f"unknown modality '{modality}' (expected one of: {expected})")
     return _PRESETS[name].spec(modality)
 
@@ -111,6 +112,6 @@ def build_model(
         )
     stages = tuple(sorted({valid.index(e) for e in exits}))
     backbone = ResNet(
-        spec.block, spec.layers, spec.widths, MODALITY_CHANNELS[modality], num_classes, spec.stem_width
+        spec.block, spec.layers, spec.widths, CHANNELS[modality], num_classes, spec.stem_width
     )
     return MultiExitNet(backbone, modality, stages, tuple(spec.widths[s] for s in stages))

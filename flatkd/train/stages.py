@@ -19,7 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from flatkd.config import from_dict
-from flatkd.models import MODALITY_CHANNELS, MultiExitNet, build_model, exit_macs, load_backbone_weights
+from flatkd.modalities import CHANNELS
+from flatkd.models import MultiExitNet, build_model, exit_macs, load_backbone_weights
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.rundir import RunDir
 from flatkd.train.checkpoint import load_weights
@@ -123,7 +124,7 @@ def export_logits(
 
 def record_macs(run: RunDir, model: MultiExitNet, config: TrainConfig) -> list[int]:
     """Write the MACs per clip of every exit of ``model`` to ``macs.json``."""
-    shape = (config.num_segments, MODALITY_CHANNELS[model.modality], config.input_size, config.input_size)
+    shape = (config.num_segments, CHANNELS[model.modality], config.input_size, config.input_size)
     macs = exit_macs(model, shape)
     run.update_macs(model.modality, macs)
     return macs

@@ -34,17 +34,15 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
 from flatkd.fileio import read_json
+from flatkd.modalities import CHANNELS, MODALITIES, Modality
 
-Modality = Literal["iframe", "mv", "residual"]
-MODALITIES: tuple[Modality, ...] = ("iframe", "mv", "residual")
-#: Channels and stored dtype of each modality.
-CHANNELS: dict[str, int] = {"iframe": 3, "mv": 2, "residual": 3}
+#: Stored dtype of each modality.
 DTYPES: dict[str, type[np.integer]] = {"iframe": np.uint8, "mv": np.int8, "residual": np.int8}
 FORMAT_VERSION = 1
 SETTINGS_FILE = "cache.json"
