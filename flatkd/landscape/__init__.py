@@ -1,0 +1,78 @@
+"""Flatness of a trained network's minimum: Hessian spectrum, trace, density and loss surfaces.
+
+The two entry points mirror PyHessian's directness::
+
+    from flatkd.landscape import Hessian, Surface
+
+    hessian = Hessian(model, criterion, [(x, y)])      # any iterable of (inputs, targets)
+    hessian.eigenvalues(top_k=3)                       # Lanczos (or method="power")
+    hessian.trace()                                    # Hutch++ (or method="hutchinson")
+    hessian.density()                                  # stochastic Lanczos quadrature
+    hessian.spectrum()                                 # all three from shared HVPs
+
+    surface = Surface(model, criterion, [(x, y)])
+    surface.line(), surface.plane(), surface.interpolation(other_checkpoint)
+
+    measure_network(...) / rank_modalities(records)   # all metrics of a network; the ranking
+
+Every estimate carries its uncertainty and the Hessian-vector products it cost. The estimators
+work on any :class:`LinearOperator` (``hvp``: the matrix-free Hessian; ``DenseOperator``: an
+explicit matrix). ``backend="pyhessian"`` / ``"loss-landscapes"`` run the reference libraries
+instead (:mod:`flatkd.landscape.reference`). Multi-exit networks: wrap in :class:`SelectExit`.
+"""
+
+from flatkd.landscape.dense import dense_hessian
+from flatkd.landscape.eigen_lanczos import lanczos_eigenvalues
+from flatkd.landscape.eigen_power import power_eigenvalues
+from flatkd.landscape.errors import LandscapeInputError
+from flatkd.landscape.exits import SelectExit
+from flatkd.landscape.hessian import Hessian
+from flatkd.landscape.hvp import HessianOperator
+from flatkd.landscape.linop import DenseOperator, LinearOperator
+from flatkd.landscape.measure import FlatnessSettings, Measurement, measure_network
+from flatkd.landscape.objective import Objective
+from flatkd.landscape.ranking import FlatnessRecord, Ranking, flatness_table, rank_modalities
+from flatkd.landscape.results import DensityCurve, DensityEstimate, EigenEstimate, SpectrumEstimate, TraceEstimate
+from flatkd.landscape.sharpness import EpsilonSharpness, epsilon_sharpness, mean_loss_increase
+from flatkd.landscape.slq import slq_density
+from flatkd.landscape.spectrum import shared_spectrum
+from flatkd.landscape.surface import Surface
+from flatkd.landscape.surface_result import LossSurface, load_surface, save_surface
+from flatkd.landscape.trace_hutchinson import hutchinson_trace
+from flatkd.landscape.trace_hutchpp import hutchpp_trace
+
+__all__ = [
+    "DenseOperator",
+    "DensityCurve",
+    "DensityEstimate",
+    "EigenEstimate",
+    "EpsilonSharpness",
+    "FlatnessRecord",
+    "FlatnessSettings",
+    "Hessian",
+    "HessianOperator",
+    "LandscapeInputError",
+    "LinearOperator",
+    "LossSurface",
+    "Measurement",
+    "Objective",
+    "Ranking",
+    "SelectExit",
+    "SpectrumEstimate",
+    "Surface",
+    "TraceEstimate",
+    "dense_hessian",
+    "epsilon_sharpness",
+    "flatness_table",
+    "hutchinson_trace",
+    "hutchpp_trace",
+    "lanczos_eigenvalues",
+    "load_surface",
+    "mean_loss_increase",
+    "measure_network",
+    "power_eigenvalues",
+    "rank_modalities",
+    "save_surface",
+    "shared_spectrum",
+    "slq_density",
+]

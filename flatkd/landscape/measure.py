@@ -1,0 +1,175 @@
+"""All flatness metrics of one network exit, resumable from a folder of partial results.
+
+:func:`measure_network` computes, on one fixed data subset: the shared spectrum (top eigenvalue,
+trace, density; :mod:`.spectrum`), a 1-D line and a 2-D plane (:mod:`.surface`), the mean loss
+increase within ``rho`` on the plane and epsilon-sharpness (:mod:`.sharpness`). With a ``store``
+folder every finished piece is written there atomically (``result.json``, ``density.safetensors``,
+``line.safetensors``, ``plane.safetensors``, the plane also while it is being evaluated), and a
+later call with the same settings and the same ``fingerprint`` (e.g. a hash of the checkpoint)
+picks up where the last one stopped instead of starting over.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from safetensors import safe_open
+from torch import nn
+
+from flatkd.fileio import load_tensors, read_json, save_tensors, write_json
+from flatkd.landscape.hessian import Hessian
+from flatkd.landscape.ranking import FlatnessRecord
+from flatkd.landscape.results import DensityEstimate
+from flatkd.landscape.sharpness import mean_loss_increase
+from flatkd.landscape.surface import Surface
+from flatkd.landscape.surface_result import LossSurface, load_surface, save_surface
+from flatkd.progress import ProgressFactory, no_progress
+
+
+@dataclass(frozen=True)
+class FlatnessSettings:
+    """How flatness is measured (the ``landscape`` section of a run's config).
+
+    Attributes:
+        samples, batch_size, seed: the fixed subset: ``samples`` training clips drawn with
+            ``seed``, evaluated with centred (deterministic) sampling in batches of ``batch_size``.
+        backend: ``"flatkd"`` (shared spectrum) or ``"pyhessian"`` (its three calls).
+        runs, steps, probes: the shared spectrum's SLQ runs, steps per run and extra trace probes.
+        tol: relative error target of the top eigenvalue (Lanczos stopping rule).
+        surfaces: compute the line, the plane and epsilon-sharpness.
+        line_steps, plane_steps, radius: surface grids (odd steps) over [-radius, radius].
+        rho: radius of the mean loss increase, in filter-normalised units.
+        epsilon: Keskar et al.'s box size.
+    """
+
+    samples: int = 32
+    batch_size: int = 32
+    seed: int = 0
+    backend: Literal["flatkd", "pyhessian"] = "flatkd"
+    runs: int = 3
+    steps: int = 16
+    probes: int = 5
+    tol: float = 1e-6
+    surfaces: bool = True
+    line_steps: int = 21
+    plane_steps: int = 11
+    radius: float = 1.0
+    rho: float = 0.5
+    epsilon: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One exit's flatness record and the curves behind it (surfaces ``None`` if skipped)."""
+
+    record: FlatnessRecord
+    density: DensityEstimate
+    line: LossSurface | None
+    plane: LossSurface | None
+
+
+def measure_network(
+    model: nn.Module,
+    criterion: Any,
+    data: Iterable[Any],
+    settings: FlatnessSettings,
+    *,
+    modality: str,
+    exit: int,  # noqa: A002
+    store: Path | None = None,
+    fingerprint: str = "",
+    progress: ProgressFactory = no_progress,
+) -> Measurement:
+    """Every metric of ``model`` (one exit, e.g. :class:`SelectExit`) on ``data``, resumable."""
+    identity = {"settings": asdict(settings), "modality": modality, "exit": exit, "fingerprint": fingerprint}
+    finished = _load_finished(store, identity)
+    if finished is not None:
+        return finished
+    if store is not None and (store / "identity.json").is_file() and read_json(store / "identity.json") != identity:
+        for stale in store.glob("*.safetensors"):
+            stale.unlink()
+    if store is not None:
+        write_json(store / "identity.json", identity)
+    batches = list(data)
+    spectrum = Hessian(model, criterion, batches, backend=settings.backend).spectrum(
+        tol=settings.tol, runs=settings.runs, steps=settings.steps, probes=settings.probes, seed=settings.seed,
+        progress=progress,
+    )
+    surface = Surface(model, criterion, batches)
+    line = plane = None
+    increase = sharpness = None
+    if settings.surfaces:
+        grid = {"radius": settings.radius, "seed": settings.seed, "progress": progress}
+        line = _resumable(store, "line", functools.partial(surface.line, steps=settings.line_steps, **grid))
+        plane = _resumable(store, "plane", functools.partial(surface.plane, steps=settings.plane_steps, **grid))
+        increase = mean_loss_increase(plane, settings.rho)
+        sharpness = surface.epsilon_sharpness(settings.epsilon, progress=progress).value
+    centre = surface.objective.evaluate(surface.objective.theta)
+    record = FlatnessRecord(
+        modality=modality,
+        exit=exit,
+        parameters=surface.objective.dim,
+        loss=centre.loss,
+        accuracy=centre.accuracy,
+        top_eigenvalue=spectrum.eigen.values[0],
+        top_eigenvalue_error=spectrum.eigen.errors[0],
+        trace=spectrum.trace.value,
+        trace_stderr=spectrum.trace.stderr,
+        mean_loss_increase=increase,
+        epsilon_sharpness=sharpness,
+        hvps=spectrum.hvps,
+    )
+    if store is not None:
+        _save_density(store / "density.safetensors", spectrum.density)
+        write_json(store / "result.json", {**identity, "record": asdict(record), "spectrum": spectrum.summary()})
+    return Measurement(record, spectrum.density, line, plane)
+
+
+def _resumable(store: Path | None, name: str, compute: Callable[..., LossSurface]) -> LossSurface:
+    """Run ``compute(resume=..., checkpoint=...)`` continuing from, and saving to, ``store/name``."""
+    if store is None:
+        return compute()
+    path = store / f"{name}.safetensors"
+    resume = load_surface(path) if path.is_file() else None
+    result = compute(resume=resume, checkpoint=lambda partial: save_surface(path, partial))
+    save_surface(path, result)
+    return result
+
+
+def _load_finished(store: Path | None, identity: dict[str, Any]) -> Measurement | None:
+    """The stored measurement if ``store`` holds a finished one made the same way."""
+    if store is None or not (store / "result.json").is_file():
+        return None
+    saved = read_json(store / "result.json")
+    if {k: saved.get(k) for k in identity} != identity:
+        return None
+    paths = [store / f"{name}.safetensors" for name in ("line", "plane")]
+    surfaces = [load_surface(path) if path.is_file() else None for path in paths]
+    return Measurement(FlatnessRecord(**saved["record"]), _load_density(store / "density.safetensors"), *surfaces)
+
+
+def _save_density(path: Path, density: DensityEstimate) -> None:
+    tensors = {
+        **{f"nodes.{i}": nodes for i, nodes in enumerate(density.nodes)},
+        **{f"weights.{i}": weights for i, weights in enumerate(density.weights)},
+    }
+    save_tensors(path, tensors, metadata={"dim": str(density.dim), "hvps": str(density.hvps), "method": density.method})
+
+
+def _load_density(path: Path) -> DensityEstimate:
+    tensors = load_tensors(path)
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+    runs = len(tensors) // 2
+    return DensityEstimate(
+        tuple(tensors[f"nodes.{i}"] for i in range(runs)),
+        tuple(tensors[f"weights.{i}"] for i in range(runs)),
+        int(meta["dim"]),
+        int(meta["hvps"]),
+        meta["method"],
+    )
+
