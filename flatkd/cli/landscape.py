@@ -10,11 +10,12 @@ import click
 from flatkd.cli.common import progress, run_option
 from flatkd.landscape.measure import FlatnessSettings
 from flatkd.landscape.ranking import METRICS, PRIMARY_METRIC
+from flatkd.modalities import MODALITIES
 
 
 @click.command("rank-modalities")
 @run_option
-@click.option("--modality", "modalities", multiple=True, type=click.Choice(["iframe", "mv", "residual"]),
+@click.option("--modality", "modalities", multiple=True, type=click.Choice(MODALITIES),
               help="Networks to rank (repeatable). Default: every modality trained in the run.")
 @click.option("--stage", default=None, help="Training stage whose checkpoints are measured (default: ic-ce).")
 @click.option("--exits", type=click.Choice(["final", "all"]), default="final", show_default=True,
