@@ -4,12 +4,14 @@ loop on real clips (bit-exact on every pixel), and the compensation sanity check
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_codec_support import Decoded, coviar_gop, decode_reference, stepwise_gop, transcoded
 
+from flatkd.codec import compensation
 from flatkd.codec.blocks import BlockRaster
 from flatkd.codec.compensation import GopCompensator, PFrame
 from flatkd.codec.reader import CompressedVideo
@@ -156,3 +158,65 @@ def test_compensator_batches_give_the_same_result_as_single_frames() -> None:
     motion, residual = coviar_gop(decoded, accumulate=True)
     np.testing.assert_array_equal(outputs[0][0], motion[1:])
     np.testing.assert_array_equal(outputs[0][1], residual[1:])
+
+
+def test_moves_list_the_pixels_whose_source_differs_from_themselves() -> None:
+    """The sparse update's (targets, sources) rebuild exactly the map of the dense update, on the
+    hand-made blocks (border cells, padding) and on two frames at once."""
+    raster = BlockRaster(20, 28, capacity=2)
+    vectors = _vectors(
+        (16, 16, 24 + 3, 8 + 2, 24, 8),
+        (8, 8, 12 - 5, 20, 12, 20),
+        (8, 16, 4, 8, 4, 8),
+        (8, 8, 4, 20 - 10, 4, 20),
+        (8, 8, 28 + 2, 20 - 18, 28, 20),
+    )
+    raster.prepare([vectors, vectors[::-1][:3]])
+    for i in range(2):
+        dense = raster.expand(i, np.empty(24 * 32, dtype=np.int64))
+        targets, sources = raster.moves(i)
+        assert len(targets) == raster.moving_pixels(i)
+        sparse = raster.identity.copy()
+        sparse[targets] = sources
+        np.testing.assert_array_equal(sparse, dense)
+    assert raster.moving_pixels(1) < raster.moving_pixels(0)
+
+
+def test_sparse_and_dense_updates_equal_coviar_on_a_clip_that_uses_both(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames with few moving cells update only those (``raster.moves``), the others gather the
+    whole frame (``raster.expand``). On the first GOP of a real clip (also checked by the test
+    above) the default mixes both; forcing either path for every frame gives the same bits as
+    CoViAR's literal loop (accumulated) and as the block painting (not accumulated)."""
+    path = transcoded(tmp_path_factory, "bikes", "mpeg4")
+    video = CompressedVideo(path)
+    stop = video.info.gop_starts[1]
+    frames = decode_reference(path, stop)
+    expected = {True: coviar_gop(frames, accumulate=True), False: stepwise_gop(frames)}
+    calls = {"expand": 0, "moves": 0}
+    raster = video._compensator.raster
+
+    def counted(name: str, method: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object) -> object:
+            calls[name] += 1
+            return method(*args)
+
+        return call
+
+    for name in calls:
+        monkeypatch.setattr(raster, name, counted(name, getattr(raster, name)))
+    for fraction in (compensation._SPARSE_FRACTION, 0.0, 2.0):
+        monkeypatch.setattr(compensation, "_SPARSE_FRACTION", fraction)
+        before = dict(calls)
+        for accumulate, (motion, residual) in expected.items():
+            read = video.read(range(1, stop), accumulate)
+            np.testing.assert_array_equal(read.mv, motion[1:])
+            np.testing.assert_array_equal(read.residual, residual[1:])
+        used = {name: calls[name] - before[name] for name in calls}
+        if fraction == 0.0:
+            assert used["moves"] == 0
+        elif fraction == 2.0:
+            assert used["expand"] == 0
+        else:
+            assert used["expand"] > 0 and used["moves"] > 0, used
