@@ -18,8 +18,10 @@ def run_jobs(
 ) -> Iterator[R]:
     """Yield ``function(*job)`` for every job, in the order they finish.
 
-    ``workers == 1`` runs them here, one after the other; otherwise in that many forked
-    processes (``function`` and the arguments must be picklable). When the caller stops early
+    ``workers == 1`` runs them here, one after the other; otherwise in that many worker processes
+    (``function``, ``initializer`` and the arguments must be picklable). Workers are spawned, not
+    forked: a forked child inherits the parent's FFmpeg objects whose threads do not exist in it,
+    and freeing one there (any garbage collection does) deadlocks. When the caller stops early
     or a job raises, jobs not yet started are cancelled and running ones are awaited, so no
     worker outlives the call.
     """
@@ -27,7 +29,7 @@ def run_jobs(
         for job in jobs:
             yield function(*job)
         return
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer) as pool:
         futures = [pool.submit(function, *job) for job in jobs]
         try:
