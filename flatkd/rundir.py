@@ -17,7 +17,10 @@ Layout (``runs/NAME/``)::
                                       (training throughput), data_wait (share of training time
                                       spent waiting for data)
     logits/<stage>/<modality>.<split>.safetensors   ``logits`` [N, n_exits, K], ``labels`` [N]
-    macs.json                         {modality: [MACs per clip of exit 0, exit 1, ...]}
+    macs.json                         MACs per clip of every exit (flatkd.models.macs):
+                                      {modality: {"backbone": [up to exit 0's stage, ...],
+                                      "head": [exit 0's head alone, ...]}}; the path to exit k
+                                      costs backbone[k] + head[k]
     flatness.csv, chain.json, wise.json, figures/   written by later stages
 
 Stages: ``backbone`` (CE on the final exit), ``ic-ce`` (ICs with CE, backbone frozen), later e.g.
@@ -146,20 +149,41 @@ class RunDir:
             raise InputFileError(f"{path}: expected tensors 'logits' and 'labels', found {sorted(tensors)}")
         return tensors["logits"], tensors["labels"]
 
-    def update_macs(self, modality: str, macs: Sequence[int]) -> None:
-        """Record the MACs per clip of each exit of ``modality``'s network in ``macs.json``."""
+    def update_macs(self, modality: str, backbone: Sequence[int], head: Sequence[int]) -> None:
+        """Record, per exit of ``modality``'s network, the MACs per clip of the backbone up to the
+        exit and of the exit's head alone, in ``macs.json``."""
+        if len(backbone) != len(head):
+            raise ValueError(f"{len(backbone)} backbone costs but {len(head)} head costs")
         with self.lock():
             table = read_json(self.macs_path) if self.macs_path.is_file() else {}
-            table[modality] = [int(m) for m in macs]
+            table[modality] = {"backbone": [int(m) for m in backbone], "head": [int(m) for m in head]}
             write_json(self.macs_path, table)
 
     def read_macs(self) -> dict[str, list[int]]:
-        """``macs.json``: modality -> MACs per exit."""
+        """Modality -> MACs per clip of the path to each exit (backbone up to it + its head)."""
+        return {m: [b + h for b, h in zip(*costs)] for m, costs in self._macs_table().items()}
+
+    def read_head_macs(self) -> dict[str, list[int]]:
+        """Modality -> MACs per clip of each exit's head alone."""
+        return {m: head for m, (_, head) in self._macs_table().items()}
+
+    def _macs_table(self) -> dict[str, tuple[list[int], list[int]]]:
+        """Modality -> (backbone MACs, head MACs) per exit, checked."""
         if not self.macs_path.is_file():
             raise MissingPrerequisiteError(
                 f"{self.macs_path} is missing: run `flatkd train --run {self.path}` first"
             )
-        return read_json(self.macs_path)
+        table = read_json(self.macs_path)
+        try:
+            costs = {str(m): ([int(b) for b in c["backbone"]], [int(h) for h in c["head"]]) for m, c in table.items()}
+        except (AttributeError, KeyError, TypeError, ValueError):
+            costs = {}
+        if not costs or any(len(b) != len(h) for b, h in costs.values()):
+            raise InputFileError(
+                f"{self.macs_path}: expected backbone and head MACs per modality (an older format?); run"
+                f" `flatkd evaluate --run {self.path}` to rewrite it"
+            )
+        return costs
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

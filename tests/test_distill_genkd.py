@@ -17,14 +17,13 @@ from flatkd.distill.genkd import (
     FeatureCVAE,
     GenKDConfig,
     GenKDStudent,
-    clip_layout,
     cvae_loss,
     kl_to_attention_prior,
     reweight,
-    segment_layout,
 )
 from flatkd.distill.genkd_train import genkd_epoch, recon_ramp
 from flatkd.errors import ConfigError
+from flatkd.models.layout import clip_layout, segment_layout
 
 SEGMENTS = 3
 

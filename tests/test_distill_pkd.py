@@ -49,6 +49,7 @@ CASES = [
     (["mv", "residual", "iframe"], "residual", 7, PKDConfig(variant="pkd-iframe", phase_starts=(0, 1, 2)),
      [(range(0, 7), "iframe")]),
     (["mv", "residual", "iframe"], "iframe", 7, PKDConfig(variant="pkd-iframe"), [(range(0, 7), "own")]),
+    (["mv", "residual", "iframe"], "residual", 4, PKDConfig(variant="kd"), [(range(0, 4), "own")]),
 ]
 
 

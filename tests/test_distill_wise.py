@@ -24,7 +24,8 @@ from flatkd.config import from_dict
 from flatkd.errors import ConfigError, InputFileError
 
 ORDER = ("mv:0", "mv:1", "iframe:0", "iframe:1")
-MACS = {"mv": [1.0, 2.0], "iframe": [5.0, 9.0]}
+MACS = {"mv": [1.0, 2.0], "iframe": [5.0, 9.0]}  # path to each exit, its own head included
+HEADS = {"mv": [0.5, 0.25], "iframe": [1.0, 2.0]}  # each exit's head alone
 
 
 def constructed_logits(n: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -49,7 +50,7 @@ def splits() -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Ten
 
 @pytest.fixture(scope="module")
 def fitted(splits: tuple) -> WiseResult:
-    return run_wise(*splits, MACS, WiseConfig(order=ORDER))
+    return run_wise(*splits, MACS, HEADS, WiseConfig(order=ORDER))
 
 
 def test_fitted_weights_are_non_negative_and_use_only_exits_so_far(fitted: WiseResult) -> None:
@@ -60,7 +61,7 @@ def test_fitted_weights_are_non_negative_and_use_only_exits_so_far(fitted: WiseR
 
 
 def test_fitted_wise_beats_uniform_weights(splits: tuple, fitted: WiseResult) -> None:
-    uniform = run_wise(*splits, MACS, WiseConfig(order=ORDER, scaling=False))
+    uniform = run_wise(*splits, MACS, HEADS, WiseConfig(order=ORDER, scaling=False))
     assert uniform.weights[-1] == (1.0, 1.0, 1.0, 1.0)
     # the loud noise exit swamps the plain sum; the fitted weights recover the informative exits
     assert fitted.step_accuracy[-1] >= uniform.step_accuracy[-1] + 0.4
@@ -69,7 +70,7 @@ def test_fitted_wise_beats_uniform_weights(splits: tuple, fitted: WiseResult) ->
 
 
 def test_no_lateral_connections_weights_only_the_own_exit(splits: tuple) -> None:
-    result = run_wise(*splits, MACS, WiseConfig(order=ORDER, lateral=False))
+    result = run_wise(*splits, MACS, HEADS, WiseConfig(order=ORDER, lateral=False))
     for k, row in enumerate(result.weights):
         assert all(w == 0.0 for w in row[:k]) and row[k] >= 0.0
         if row[k] > 0:  # z_k is a positive rescaling of exit k alone: the argmax cannot change
@@ -80,7 +81,8 @@ def test_no_lateral_connections_weights_only_the_own_exit(splits: tuple) -> None
 def test_tau_one_is_the_last_step_at_full_cost_and_tau_zero_exits_at_step_one(fitted: WiseResult) -> None:
     by_tau = {p.tau: p for p in fitted.curve}
     assert by_tau[1.0].accuracy == fitted.step_accuracy[-1]
-    assert by_tau[1.0].macs == fitted.step_macs[-1] == 11.0  # mv up to exit 1 + iframe up to exit 1
+    # mv up to exit 1 + mv exit 0's head, iframe up to exit 1 + iframe exit 0's head
+    assert by_tau[1.0].macs == fitted.step_macs[-1] == 2.0 + 0.5 + 9.0 + 1.0
     assert by_tau[1.0].exit_fractions == (0.0, 0.0, 0.0, 1.0)
     assert by_tau[0.0].accuracy == fitted.step_accuracy[0] == fitted.exit_accuracy[0]
     assert by_tau[0.0].macs == fitted.step_macs[0] == 1.0
@@ -90,14 +92,13 @@ def test_tau_one_is_the_last_step_at_full_cost_and_tau_zero_exits_at_step_one(fi
 def test_step_costs_by_hand() -> None:
     path = {"a": [10.0, 25.0], "b": [7.0]}  # backbone up to the exit + that exit's head
     heads = {"a": [3.0, 4.0], "b": [2.0]}
-    assert step_costs(["a:0", "a:1", "b:0"], path).tolist() == [10.0, 25.0, 32.0]
-    # with heads: at step 2, a ran to exit 1 (25) and also evaluated exit 0's head (3)
+    # at step 2, a ran to exit 1 (25) and also evaluated exit 0's head (3)
     assert step_costs(["a:0", "a:1", "b:0"], path, heads).tolist() == [10.0, 28.0, 35.0]
     assert step_costs(["a:0", "b:0", "a:1"], path, heads).tolist() == [10.0, 17.0, 35.0]
     assert step_costs(["a:1", "a:0", "b:0"], path, heads).tolist() == [25.0, 28.0, 35.0]  # exit 1 first
     assert step_costs(["a:1", "b:0"], path, heads).tolist() == [25.0, 32.0]  # exit 0 never evaluated
     with pytest.raises(InputFileError, match="no MACs for exit b:1"):
-        step_costs(["b:1"], path)
+        step_costs(["b:1"], path, heads)
     with pytest.raises(InputFileError, match="no head MACs for exit a:1"):
         step_costs(["a:1"], path, {"a": [3.0]})
 
@@ -158,11 +159,15 @@ def test_bad_wise_settings_are_config_errors(settings: dict) -> None:
         from_dict(WiseConfig, settings)
 
 
-def test_wise_json_round_trip_and_errors(tmp_path: Path, fitted: WiseResult) -> None:
-    save_wise(tmp_path / "wise.json", fitted)
-    assert load_wise(tmp_path / "wise.json") == fitted
+def test_wise_json_round_trip_and_errors(tmp_path: Path, fitted: WiseResult, splits: tuple) -> None:
+    uniform = run_wise(*splits, MACS, HEADS, WiseConfig(order=ORDER, scaling=False, iterations=1))
+    save_wise(tmp_path / "wise.json", {"pkd": fitted, "pkd-no-scaling": uniform})
+    assert load_wise(tmp_path / "wise.json") == {"pkd": fitted, "pkd-no-scaling": uniform}
     with pytest.raises(InputFileError, match=rf"flatkd wise --run {tmp_path}"):
         load_wise(tmp_path / "missing" / "wise.json")
-    (tmp_path / "wise.json").write_text('{"order": ["mv:0"]}')
+    (tmp_path / "wise.json").write_text('{"pkd": {"order": ["mv:0"]}}')
+    with pytest.raises(InputFileError, match="malformed WISE result"):
+        load_wise(tmp_path / "wise.json")
+    (tmp_path / "wise.json").write_text('["pkd"]')
     with pytest.raises(InputFileError, match="malformed WISE result"):
         load_wise(tmp_path / "wise.json")

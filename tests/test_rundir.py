@@ -30,7 +30,7 @@ def _append_rows(path: str, modality: str) -> None:
     for epoch in range(15):
         rows.append({"epoch": epoch})
         run.write_metrics("backbone", modality, rows)
-        run.update_macs(modality, [epoch])
+        run.update_macs(modality, [epoch], [1])
 
 
 def test_concurrent_writers_do_not_lose_rows(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_concurrent_writers_do_not_lose_rows(tmp_path: Path) -> None:
         assert worker.exitcode == 0
     run = RunDir(tmp_path)
     assert run.read_metrics().groupby("modality").size().to_dict() == {"iframe": 15, "mv": 15, "residual": 15}
-    assert run.read_macs() == {"iframe": [14], "mv": [14], "residual": [14]}
+    assert run.read_macs() == {"iframe": [15], "mv": [15], "residual": [15]}
 
 
 def test_config_sections_and_missing_prerequisites(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ _COMMANDS: dict[str, str] = {
     "evaluate": "flatkd.cli.train:evaluate",
     "data": "flatkd.cli.data:data",
     "rank-modalities": "flatkd.cli.landscape:rank_modalities",
+    "distill": "flatkd.cli.distill:distill",
+    "wise": "flatkd.cli.distill:wise",
 }
 
 

@@ -64,22 +64,6 @@ class GenKDConfig:
             raise ConfigError(f"genkd: loss weights and ramp_epochs must be >= 0, got {self}")
 
 
-def clip_layout(features: torch.Tensor, segments: int | None = None) -> torch.Tensor:
-    """[B, C, T, H, W] unchanged, or TSN's [B*T, C, H, W] (``segments`` = T) -> [B, C, T, H, W]."""
-    if features.dim() == 5:
-        return features
-    if features.dim() != 4 or segments is None or features.shape[0] % segments:
-        raise ValueError(f"expected [B, C, T, H, W] or [B*T, C, H, W] with T segments, got {tuple(features.shape)}")
-    n, c, h, w = features.shape
-    return features.reshape(n // segments, segments, c, h, w).transpose(1, 2)
-
-
-def segment_layout(features: torch.Tensor) -> torch.Tensor:
-    """[B, C, T, H, W] -> TSN's [B*T, C, H, W] (inverse of :func:`clip_layout`)."""
-    b, c, t, h, w = features.shape
-    return features.transpose(1, 2).reshape(b * t, c, h, w)
-
-
 def _hidden(channels: int, hidden: int | None) -> int:
     return hidden if hidden is not None else max(channels, 16)
 
@@ -115,6 +99,18 @@ def reweight(features: torch.Tensor, attention: torch.Tensor, eps: float = 1e-12
     dims = tuple(range(1, features.dim()))
     scale = features.abs().sum(dim=dims, keepdim=True) / weighted.abs().sum(dim=dims, keepdim=True).clamp_min(eps)
     return weighted * scale
+
+
+class AttentionReweight(nn.Module):
+    """``F -> reweight(F, sigmoid(head(F)))``: a network's attention applied to its own feature map,
+    as the student uses it before its classifier (:meth:`flatkd.models.MultiExitNet.attach_final_transform`)."""
+
+    def __init__(self, head: AttentionHead) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return reweight(features, torch.sigmoid(self.head(features)))
 
 
 class FeatureCVAE(nn.Module):

@@ -17,6 +17,7 @@ Variants (``PKDConfig.variant``):
 - ``pkd``: the chain order;
 - ``pkd-reversed``: the chain reversed (flattest first; the release's "anticurriculum");
 - ``pkd-iframe``: one phase, the I-frame network's head only (the release's single-teacher run);
+- ``kd``: one phase, the student network's own final head (plain self-distillation of the ICs);
 - ``ce``: no teacher, label cross-entropy on the same frozen setup (the CE baseline).
 
 The release's progressive script gives *every* student the teachers MV head -> residual head ->
@@ -46,7 +47,7 @@ from flatkd.distill.chain import MODALITIES, Chain
 from flatkd.distill.kd import KDLoss
 from flatkd.errors import ConfigError
 
-Variant = Literal["ce", "pkd", "pkd-reversed", "pkd-iframe"]
+Variant = Literal["ce", "kd", "pkd", "pkd-reversed", "pkd-iframe"]
 
 #: The release's non-final phases each last this fraction of training (50 of 300 epochs).
 RELEASE_PHASE_FRACTION = 1 / 6
@@ -70,7 +71,7 @@ class Teacher:
 class PKDConfig:
     """PKD settings. ``phase_starts``: first epoch of each phase of the multi-teacher variants
     (``None``: the release's proportions, every phase but the last lasting 1/6 of the epochs);
-    the single-teacher variant has one phase and ignores it."""
+    the single-teacher variants (``kd``, ``pkd-iframe``) have one phase and ignore it."""
 
     variant: Variant = "pkd"
     phase_starts: tuple[int, ...] | None = None
@@ -109,6 +110,8 @@ def build_schedule(chain: Sequence[str], student: str, epochs: int, config: PKDC
         raise ConfigError(f"epochs must be >= 1, got {epochs}")
     if config.variant == "ce":
         return PKDSchedule(student, (), ())
+    if config.variant == "kd":
+        return PKDSchedule(student, (Teacher(student, True),), (0,))
     if config.variant == "pkd-iframe":
         return PKDSchedule(student, (Teacher("iframe", student == "iframe"),), (0,))
     teachers = [Teacher(m, m == student) for m in Chain(tuple(chain)).order]

@@ -24,15 +24,16 @@ weights"); ``lateral=False`` keeps only the step's own exit, ``z_k = w_k * l_k``
 
 Early exit: a clip stops at the first step with ``max softmax(z_k) > tau`` (the last step always
 answers). Cost: ``exit_macs[m][i]`` are the MACs per clip of the path to exit ``i`` of
-network ``m``, its own head included (``macs.json``), and ``head_macs[m][i]`` those of exit ``i``'s
-head alone. The cascade runs each network only as deep as the deepest of its exits visited so far
-and evaluates the head of every visited exit, so stopping at step ``k`` costs
+network ``m``, its own head included, and ``head_macs[m][i]`` those of exit ``i``'s head alone
+(``macs.json``: ``RunDir.read_macs``, ``RunDir.read_head_macs``). The cascade runs each network
+only as deep as the deepest of its exits visited so far and evaluates the head of every visited
+exit, so stopping at step ``k`` costs
 
     C_k = sum_m ( exit_macs[m][d_m(k)] + sum_{i in V_m(k), i != d_m(k)} head_macs[m][i] ),
 
-``V_m(k)`` being the exits of ``m`` among ``e_1..e_k`` and ``d_m(k)`` the deepest of them; the
-increment of a step is the marginal cost of its exit. A sweep over ``tau``
-traces accuracy against mean MACs per clip.
+``V_m(k)`` being the exits of ``m`` among ``e_1..e_k`` and ``d_m(k)`` the deepest of them (the
+backbone up to ``d_m(k)`` once, plus every visited head); the increment of a step is the marginal
+cost of its exit. A sweep over ``tau`` traces accuracy against mean MACs per clip.
 
 Differences from the release: no division of ``z_k`` by ``k`` (the fitted weights already set the
 scale that the confidence threshold sees), one ``alpha`` for all steps (the release uses 0 for the
@@ -160,29 +161,26 @@ def cascade_logits(stacked: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
 def step_costs(
     order: Sequence[str],
     exit_macs: Mapping[str, Sequence[float]],
-    head_macs: Mapping[str, Sequence[float]] | None = None,
+    head_macs: Mapping[str, Sequence[float]],
 ) -> torch.Tensor:
     """MACs per clip of stopping at each step of the cascade (see the module docstring).
 
-    ``exit_macs[m][i]``: the path to exit ``i`` of network ``m`` including exit ``i``'s own head
-    (``macs.json``); ``head_macs[m][i]``: exit ``i``'s head alone, charged for every visited exit
-    that is not its network's deepest one so far (``None``: earlier heads are not charged, a lower
-    bound).
+    ``exit_macs[m][i]``: the path to exit ``i`` of network ``m`` including exit ``i``'s own head;
+    ``head_macs[m][i]``: exit ``i``'s head alone, charged for every visited exit that is not its
+    network's deepest one so far.
     """
     visited: dict[str, set[int]] = {}
     costs = []
     for name in order:
         modality, index = parse_exit(name)
         for table, what in ((exit_macs, "MACs"), (head_macs, "head MACs")):
-            if table is not None and index >= len(table.get(modality, ())):
+            if index >= len(table.get(modality, ())):
                 raise InputFileError(f"no {what} for exit {name}: re-run `flatkd evaluate` for the {modality} network")
         visited.setdefault(modality, set()).add(index)
         cost = 0.0
         for m, seen in visited.items():
             deepest = max(seen)
-            cost += float(exit_macs[m][deepest])
-            if head_macs is not None:
-                cost += sum(float(head_macs[m][j]) for j in seen if j != deepest)
+            cost += float(exit_macs[m][deepest]) + sum(float(head_macs[m][j]) for j in seen if j != deepest)
         costs.append(cost)
     return torch.tensor(costs, dtype=torch.float64)
 
@@ -215,7 +213,7 @@ def early_exit(z: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor, tau: 
 
 @dataclass(frozen=True)
 class WiseResult:
-    """Everything ``wise.json`` holds: the cascade, its weights (row ``k``: weights of exits
+    """One WISE variant of ``wise.json``: the cascade, its weights (row ``k``: weights of exits
     ``0..k``), the operating point at ``tau``, the sweep, and per-step/per-exit references on
     the evaluation split (accuracy of every ``z_k`` without early exit, of every exit alone, and
     their costs)."""
@@ -232,6 +230,10 @@ class WiseResult:
     step_macs: tuple[float, ...]
     exit_accuracy: tuple[float, ...]
     exit_macs: tuple[float, ...]
+
+    def best_exit(self) -> int:
+        """Cascade position of the most accurate single exit (the cheaper one on a tie)."""
+        return max(range(len(self.order)), key=lambda k: (self.exit_accuracy[k], -self.exit_macs[k]))
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary."""
@@ -273,8 +275,8 @@ def run_wise(
     eval_logits: Mapping[str, torch.Tensor],
     eval_labels: torch.Tensor,
     exit_macs: Mapping[str, Sequence[float]],
+    head_macs: Mapping[str, Sequence[float]],
     config: WiseConfig = WiseConfig(),
-    head_macs: Mapping[str, Sequence[float]] | None = None,
     progress: ProgressFactory = no_progress,
 ) -> WiseResult:
     """Fit WISE on ``fit_*`` (the validation split) and evaluate it on ``eval_*`` (the test
@@ -284,7 +286,9 @@ def run_wise(
     eval_stack = stack_exits(eval_logits, order)
     if config.scaling:
         weights = fit_weights(
-            fit_stack, fit_labels, alpha=config.alpha,
+            fit_stack,
+            fit_labels,
+            alpha=config.alpha,
             lr=config.lr,
             iterations=config.iterations,
             lateral=config.lateral,
@@ -311,17 +315,20 @@ def run_wise(
     )
 
 
-def save_wise(path: str | os.PathLike[str], result: WiseResult) -> None:
-    """Write ``wise.json`` atomically."""
-    write_json(path, result.to_json())
+def save_wise(path: str | os.PathLike[str], results: Mapping[str, WiseResult]) -> None:
+    """Write ``wise.json`` (variant name -> result) atomically."""
+    write_json(path, {tag: result.to_json() for tag, result in results.items()})
 
 
-def load_wise(path: str | os.PathLike[str]) -> WiseResult:
-    """Read ``wise.json``; a missing or malformed file raises :class:`InputFileError` naming
-    ``flatkd wise``."""
+def load_wise(path: str | os.PathLike[str]) -> dict[str, WiseResult]:
+    """Read ``wise.json`` (variant name -> result); a missing or malformed file raises
+    :class:`InputFileError` naming ``flatkd wise``."""
     run = Path(path).parent
     try:
-        return WiseResult.from_json(read_json(path))
+        obj = read_json(path)
+        if not isinstance(obj, dict):
+            raise ValueError(f"expected an object of WISE variants, got {type(obj).__name__}")
+        return {str(tag): WiseResult.from_json(result) for tag, result in obj.items()}
     except InputFileError as exc:
         raise InputFileError(f"{exc}; run `flatkd wise --run {run}` first") from None
     except ValueError as exc:

@@ -8,7 +8,7 @@
 """
 
 from flatkd.models.exits import InternalClassifier
-from flatkd.models.macs import exit_macs
+from flatkd.models.macs import exit_costs, exit_macs
 from flatkd.models.multiexit import STAGE_NAMES, MultiExitNet
 from flatkd.models.presets import (
     DEFAULT_EXITS,
@@ -31,6 +31,7 @@ __all__ = [
     "ResNet",
     "ResNetSpec",
     "build_model",
+    "exit_costs",
     "exit_macs",
     "list_presets",
     "load_backbone_weights",

@@ -93,8 +93,10 @@ def exit_accuracy_figure(
             ax.set_xticks(range(exits), [f"exit {j}" for j in range(exits)])
             ax.set_title(MODALITY_LABELS.get(modality, modality))
         axes[0][0].set_ylabel("accuracy (%)")
-        axes[0][-1].legend(loc="lower right")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(methods), 4), frameon=False)
         if title:
             fig.suptitle(title)
-        fig.tight_layout()
+        rows_of_legend = -(-len(methods) // 4)
+        fig.tight_layout(rect=(0, 0.07 * rows_of_legend, 1, 1))
     return fig

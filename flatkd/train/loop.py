@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -81,6 +81,7 @@ def fit(
     env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    epoch_metrics: Callable[[int], Mapping[str, Any]] | None = None,
 ) -> StageResult:
     """Train one stage of ``model`` and leave it holding the stage's best weights.
 
@@ -98,6 +99,8 @@ def fit(
         resume: continue from the stage's resume state; without it an existing state is an error.
         on_epoch_end: called with each epoch's metrics row (as in ``metrics.csv``) once it is
             committed.
+        epoch_metrics: called with the epoch after its training pass; the columns it returns
+            join the epoch's metrics row (e.g. the teacher a distillation schedule used).
     """
     modality = model.modality
     monitor = [range(model.num_exits)[m] for m in monitor]
@@ -155,7 +158,8 @@ def fit(
         logits, labels = predict(model, val_set, config, env=env, progress=progress, desc=f"{desc} val")
         timing = {k: train_row.pop(k) for k in ("clips_per_s", "data_wait")}
         validation = _validation_metrics(logits, labels, monitor)
-        row = {"epoch": epoch, **train_row, **validation, "seconds": time.perf_counter() - started, **timing}
+        extra = {} if epoch_metrics is None else dict(epoch_metrics(epoch))
+        row = {"epoch": epoch, **train_row, **extra, **validation, "seconds": time.perf_counter() - started, **timing}
         state.history.append(row)
         improved = validation["val_acc"] > state.best_metric
         if improved:

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from flatkd.config import from_dict
 from flatkd.modalities import CHANNELS
-from flatkd.models import MultiExitNet, build_model, exit_macs, load_backbone_weights
+from flatkd.models import MultiExitNet, build_model, exit_costs, load_backbone_weights
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.rundir import RunDir
 from flatkd.train.checkpoint import load_weights
@@ -123,11 +123,12 @@ def export_logits(
 
 
 def record_macs(run: RunDir, model: MultiExitNet, config: TrainConfig) -> list[int]:
-    """Write the MACs per clip of every exit of ``model`` to ``macs.json``."""
+    """Write the MACs per clip of every exit of ``model`` (backbone up to it, its head) to
+    ``macs.json``; returns the MACs of the path to each exit."""
     shape = (config.num_segments, CHANNELS[model.modality], config.input_size, config.input_size)
-    macs = exit_macs(model, shape)
-    run.update_macs(model.modality, macs)
-    return macs
+    backbone, head = exit_costs(model, shape)
+    run.update_macs(model.modality, backbone, head)
+    return [b + h for b, h in zip(backbone, head, strict=True)]
 
 
 def load_train_config(run: RunDir, modality: str) -> TrainConfig:
@@ -136,10 +137,15 @@ def load_train_config(run: RunDir, modality: str) -> TrainConfig:
     return from_dict(TrainConfig, section, where=f"{run.config_path}: train.{modality}")
 
 
-def load_network(run: RunDir, modality: str, stage: str = FINAL_TRAIN_STAGE) -> MultiExitNet:
-    """The best ``stage`` network of ``modality`` in ``run``, in eval mode on the CPU."""
+def build_network(run: RunDir, modality: str) -> MultiExitNet:
+    """A freshly initialised network of ``modality`` as ``run`` trains it (preset, exits, classes)."""
     config = load_train_config(run, modality)
     classes = run.section("data", "classes", needs=f"flatkd train --run {run.path} --modality {modality}")
-    model = build_model(config.preset, modality, len(classes), config.exits)
+    return build_model(config.preset, modality, len(classes), config.exits)
+
+
+def load_network(run: RunDir, modality: str, stage: str = FINAL_TRAIN_STAGE) -> MultiExitNet:
+    """The best ``stage`` network of ``modality`` in ``run``, in eval mode on the CPU."""
+    model = build_network(run, modality)
     load_weights(run.existing_checkpoint(stage, modality), model)
     return model.eval()

@@ -1,0 +1,198 @@
+"""``flatkd distill`` and ``flatkd wise``: distillation methods and WISE on a trained run."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from flatkd.cli.common import progress, run_option
+from flatkd.config import from_dict, merge, read_yaml, to_dict
+from flatkd.distill.methods import METHODS, get_method
+from flatkd.distill.pipeline import distill as run_distill
+from flatkd.distill.report import accuracy_markdown
+from flatkd.distill.settings import resolve_settings
+from flatkd.distill.wise import WiseConfig
+from flatkd.distill.wise_run import wise_for_run
+from flatkd.errors import ConfigError
+from flatkd.modalities import MODALITIES
+from flatkd.rundir import RunDir
+from flatkd.train.stages import load_train_config
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file of settings (see the description above).",
+)
+
+
+@click.command()
+@run_option
+@click.option(
+    "--method",
+    type=click.Choice(list(METHODS)),
+    required=True,
+    help="ce | kd | pkd | pkd-reversed | pkd-iframe | genkd | pkd+genkd (see above).",
+)
+@click.option(
+    "--modality",
+    "modalities",
+    type=click.Choice(MODALITIES),
+    multiple=True,
+    help="Network whose ICs to train; repeatable  [default: every trained one; genkd: mv, residual].",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the IC stage  [default: as ic-ce].")
+@click.option("--genkd-epochs", type=click.IntRange(min=1), default=None, help="Epochs fine-tuning each genkd student.")
+@_config_option
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted distillation with the settings it recorded.")
+def distill(
+    run_dir: Path,
+    method: str,
+    modalities: tuple[str, ...],
+    epochs: int | None,
+    genkd_epochs: int | None,
+    config_path: Path | None,
+    workers: int | None,
+    resume: bool,
+) -> None:
+    """Train the internal classifiers (ICs) of each network of a run with a distillation method,
+    the backbone frozen, and tabulate the accuracy of every exit.
+
+    \b
+    Methods (stage written under RUN/checkpoints and RUN/logits):
+      ce            label cross-entropy: the baseline; reuses `flatkd train`'s ic-ce stage
+      kd            KD from the network's own final head                     (ic-kd)
+      pkd           progressive KD: teachers along RUN/chain.json, sharpest first
+                    (`flatkd rank-modalities` writes it), own head where the chain
+                    puts the network itself                                  (ic-pkd)
+      pkd-reversed  ablation: the chain reversed                             (ic-pkd-reversed)
+      pkd-iframe    ablation: the I-frame network's head only                (ic-pkd-iframe)
+      genkd         generative feature KD from the I-frame network fine-tunes the MV
+                    and residual backbones (genkd-teacher, genkd), then CE ICs (ic-genkd)
+      pkd+genkd     PKD ICs on the genkd backbones                           (ic-pkd+genkd)
+
+    Each teacher runs on its own modality of the same clips. The IC stage trains like ic-ce
+    (same epochs, optimiser and schedule unless changed), so the methods compare like for like.
+    Afterwards the logits of every exit on validation and test are saved, and RUN/distill.csv
+    and RUN/distill.md are rebuilt from every method in the run.
+
+    Settings: defaults (IC stage as ic-ce), then --config FILE with any of the sections `ics`
+    (epochs, optim, schedule), `kd` (temperature, alpha, t2_scaling), `pkd` (phase_starts,
+    own_head_flattest), `genkd` (epochs, teacher_epochs, loss, cvae_optim, network_optim,
+    schedule), then the flags; saved under `distill.<method>.<modality>` in RUN/config.yaml.
+
+    \b
+    Examples:
+      flatkd distill --run runs/r1 --method pkd
+      flatkd distill --run runs/r1 --method pkd --modality mv --epochs 20
+      flatkd distill --run runs/r1 --method pkd --resume             # after a kill
+      flatkd distill --run runs/r1 --method genkd --genkd-epochs 4
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("flatkd distill runs in one process: start it without torchrun")
+    run = RunDir(run_dir)
+    chosen = get_method(method)
+    if not modalities:
+        trained = run.section("train", needs=f"flatkd train --run {run.path} --modality MODALITY")
+        modalities = tuple(m for m in MODALITIES if m in trained and chosen.trains(m))
+    flags: dict[str, Any] = {}
+    if epochs is not None:
+        flags["ics"] = {"epochs": epochs}
+    if genkd_epochs is not None:
+        flags["genkd"] = {"epochs": genkd_epochs}
+    configs = {
+        m: resolve_settings(
+            run, chosen, m, load_train_config(run, m), resume=resume, config_path=config_path, flags=flags
+        )
+        for m in modalities
+    }
+    started = time.perf_counter()
+    reports = run_distill(run, chosen, configs, resume=resume, workers=workers, progress=progress)
+    for report in reports:
+        click.echo(f"{report.stage:15s} {report.modality:9s} {report.status}")
+    click.echo(f"{chosen.name}: {time.perf_counter() - started:.1f} s\n")
+    click.echo(accuracy_markdown(pd.read_csv(run.path / "distill.csv")))
+    click.echo(f"wrote {run.path / 'distill.csv'} and {run.path / 'distill.md'}")
+
+
+@click.command()
+@run_option
+@click.option(
+    "--method",
+    type=click.Choice(list(METHODS)),
+    default="pkd",
+    show_default=True,
+    help="Whose exits: the logits of this distillation method.",
+)
+@click.option(
+    "--order",
+    default=None,
+    help="Cascade order, comma-separated exits (mv:0) or whole networks (mv)  [default: residual,mv,iframe].",
+)
+@click.option("--alpha", type=click.FloatRange(min=0), default=None, help="L1 weight  [default: 0.01].")
+@click.option("--tau", type=click.FloatRange(0, 1), default=None, help="Confidence threshold reported  [default: 0.999999].")
+@click.option("--no-scaling", is_flag=True, help="Ablation: every weight fixed at 1 (plain sum of logits).")
+@click.option("--no-lateral", is_flag=True, help="Ablation: each step uses its own exit only.")
+@_config_option
+def wise(
+    run_dir: Path,
+    method: str,
+    order: str | None,
+    alpha: float | None,
+    tau: float | None,
+    no_scaling: bool,
+    no_lateral: bool,
+    config_path: Path | None,
+) -> None:
+    """WISE: a weighted, scaled ensemble of the early exits of every network, evaluated as an
+    early-exit cascade.
+
+    The cascade visits the exits in --order; step k predicts with a non-negative weighted sum of
+    the logits of the exits visited so far, its weights fitted on the validation logits (CE + alpha
+    * L1, SGD); a clip stops at the first step whose top softmax exceeds tau. On the test split:
+    accuracy and mean MACs per clip at --tau, the sweep over tau, every single exit.
+
+    Writes RUN/wise.json (one entry per variant: method and ablations), RUN/wise.csv (the sweeps),
+    RUN/figures/wise_METHOD.png (accuracy vs MACs, single exits as points), the settings under
+    `wise.<variant>` in RUN/config.yaml, and the WISE lines of RUN/distill.md.
+
+    --config FILE may hold the fields of flatkd.distill.WiseConfig (order, alpha, lr, iterations,
+    scaling, lateral, tau, taus); the flags override it.
+
+    \b
+    Examples:
+      flatkd wise --run runs/r1
+      flatkd wise --run runs/r1 --method ce --no-lateral
+      flatkd wise --run runs/r1 --order iframe,mv,residual --tau 0.99
+    """
+    run = RunDir(run_dir)
+    settings: dict[str, Any] = to_dict(WiseConfig())
+    if config_path is not None:
+        settings = merge(settings, read_yaml(config_path))
+        from_dict(WiseConfig, settings, where=str(config_path))
+    flags = {
+        "order": None if order is None else [item.strip() for item in order.split(",") if item.strip()],
+        "alpha": alpha,
+        "tau": tau,
+        "scaling": False if no_scaling else None,
+        "lateral": False if no_lateral else None,
+    }
+    settings = merge(settings, {k: v for k, v in flags.items() if v is not None})
+    config = from_dict(WiseConfig, settings, where="wise settings")
+    variant, result, written = wise_for_run(run, get_method(method), config, progress=progress)
+    best = result.best_exit()
+    click.echo(
+        f"WISE {variant}: {100 * result.at_tau.accuracy:.1f}% at {result.at_tau.macs / 1e6:.2f} MMACs/clip"
+        f" (tau {result.tau:g}); all exits {100 * result.step_accuracy[-1]:.1f}% at"
+        f" {result.step_macs[-1] / 1e6:.2f} MMACs; best single exit {result.order[best]}"
+        f" {100 * result.exit_accuracy[best]:.1f}% at {result.exit_macs[best] / 1e6:.2f} MMACs"
+    )
+    for path in written:
+        click.echo(f"wrote {path}")

@@ -1,0 +1,154 @@
+"""``flatkd distill`` as a library call: one method over the networks of a run directory.
+
+Order of work, so that a missing input is reported before anything is trained:
+
+1. check every prerequisite: the training settings and ``backbone`` checkpoints of the students,
+   ``chain.json`` for the chain-ordered methods, the checkpoints of every external teacher, and
+   for the CE baseline that its settings are those of ``flatkd train``'s ``ic-ce`` stage (which
+   it reuses);
+2. record the resolved settings under ``distill.<method>.<modality>`` in ``config.yaml``;
+3. generative KD (``genkd``, ``pkd+genkd``): the teacher branch, then every student backbone
+   that a student or a teacher of this run needs (:mod:`flatkd.distill.genkd_stage`);
+4. the ICs of every modality (:mod:`flatkd.distill.ic_training`), each into the method's stage;
+5. rebuild ``distill.csv`` and ``distill.md`` (:mod:`flatkd.distill.report`).
+
+Finished stages are skipped (on ``--resume``, and for the CE baseline always), unfinished ones
+continue from their last epoch, so ``--resume`` after a kill gives the numbers of an uninterrupted
+run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from flatkd.config import to_dict
+from flatkd.distill.chain import read_chain
+from flatkd.distill.genkd_stage import genkd_complete, genkd_stage, train_genkd
+from flatkd.distill.ic_training import ic_schedule, stage_complete, train_ics
+from flatkd.distill.methods import GENKD_STAGE, GENKD_STUDENTS, GENKD_TEACHER, Method
+from flatkd.distill.report import write_tables
+from flatkd.distill.settings import DistillConfig, record_settings
+from flatkd.distill.wise_run import read_wise_results
+from flatkd.errors import ConfigError
+from flatkd.progress import ProgressFactory, no_progress
+from flatkd.rundir import RunDir
+from flatkd.train import TrainConfig
+from flatkd.train.datasets import resolve_data_source
+from flatkd.train.distributed import Dist, resolve_device
+from flatkd.train.stages import FINAL_TRAIN_STAGE, load_train_config
+
+
+@dataclasses.dataclass(frozen=True)
+class StageReport:
+    """What happened to one stage of one modality: ``trained``, or ``reused`` (already finished)."""
+
+    stage: str
+    modality: str
+    status: str
+
+
+def train_configs(run: RunDir, modalities: Sequence[str], workers: int | None = None) -> dict[str, TrainConfig]:
+    """The training settings of each modality (``workers`` overridden, it changes no number)."""
+    configs = {m: load_train_config(run, m) for m in modalities}
+    if workers is not None:
+        configs = {m: dataclasses.replace(c, workers=workers) for m, c in configs.items()}
+    return configs
+
+
+def distill(
+    run: RunDir,
+    method: Method,
+    configs: Mapping[str, DistillConfig],
+    *,
+    resume: bool = False,
+    workers: int | None = None,
+    progress: ProgressFactory = no_progress,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> list[StageReport]:
+    """Run ``method`` on the modalities in ``configs`` (modality -> resolved settings)."""
+    if not configs:
+        raise ConfigError(f"{method.name}: no trained network to distil in {run.path}")
+    for modality in configs:
+        if not method.trains(modality):
+            raise ConfigError(
+                f"{method.name} does not train the {modality} network (it teaches); choose among"
+                f" {', '.join(GENKD_STUDENTS)}"
+            )
+    chain = read_chain(run.path) if method.needs_chain else None
+    teachers = {m: ic_schedule(method, m, c, chain).external_teachers() for m, c in configs.items()}
+    genkd_students = _genkd_students(method, configs, teachers)
+    networks = {*configs, *genkd_students, *(t for ts in teachers.values() for t in ts)}
+    networks |= {GENKD_TEACHER} if genkd_students else set()
+    trains = train_configs(run, sorted(networks), workers)
+    _check_prerequisites(run, method, configs, trains, teachers, genkd_students)
+    for modality, config in configs.items():
+        record_settings(run, method, modality, config)
+    source = resolve_data_source(run, None)
+    reports = []
+    if genkd_students:
+        settings = next(iter(configs.values())).genkd
+        for network in (GENKD_TEACHER, *genkd_students):
+            done = genkd_complete(run, network, settings, trains[network])
+            if not done:
+                train_genkd(
+                    run, network, settings, trains[network], source,
+                    resume=resume, progress=progress, on_epoch_end=on_epoch_end,
+                )  # fmt: skip
+            reports.append(StageReport(genkd_stage(network), network, "reused" if done else "trained"))
+    for modality, config in configs.items():
+        reuse = resume or method.name == "ce"
+        done = reuse and stage_complete(run, method.stage, modality, config.ics.epochs)
+        if not done:
+            env = Dist(device=resolve_device(trains[modality].device))
+            train_ics(
+                run, method, modality, config, trains, source, chain,
+                resume=reuse, env=env, progress=progress, on_epoch_end=on_epoch_end,
+            )  # fmt: skip
+        reports.append(StageReport(method.stage, modality, "reused" if done else "trained"))
+    write_tables(run, read_wise_results(run))
+    return reports
+
+
+def _genkd_students(
+    method: Method, configs: Mapping[str, DistillConfig], teachers: Mapping[str, Sequence[str]]
+) -> tuple[str, ...]:
+    """The networks whose generative-KD backbones this run needs (as students or as teachers)."""
+    if not method.genkd:
+        return ()
+    needed = {*configs, *(t for ts in teachers.values() for t in ts)}
+    settings = [c.genkd for c in configs.values()]
+    if any(s != settings[0] for s in settings):
+        raise ConfigError("genkd: every modality must use the same genkd settings (they share the teacher)")
+    return tuple(m for m in GENKD_STUDENTS if m in needed)
+
+
+def _check_prerequisites(
+    run: RunDir,
+    method: Method,
+    configs: Mapping[str, DistillConfig],
+    trains: Mapping[str, TrainConfig],
+    teachers: Mapping[str, Sequence[str]],
+    genkd_students: Sequence[str],
+) -> None:
+    """Every checkpoint the method reads exists (else the error names the command to run); the CE
+    baseline's settings match ``ic-ce``'s."""
+    if genkd_students:
+        run.existing_checkpoint(FINAL_TRAIN_STAGE, GENKD_TEACHER)
+    for modality in {*configs, *genkd_students}:
+        run.existing_checkpoint("backbone", modality)
+    for modality, external in teachers.items():
+        for teacher in external:
+            if method.teacher_stage(teacher) != GENKD_STAGE:
+                run.existing_checkpoint(method.teacher_stage(teacher), teacher)
+    if method.name == "ce":
+        for modality, config in configs.items():
+            ours, theirs = to_dict(config.ics), to_dict(trains[modality].ics)
+            changed = [k for k in ours if ours[k] != theirs[k]]
+            if changed:
+                raise ConfigError(
+                    f"the CE baseline is the ic-ce stage `flatkd train` ran for {modality}, with other IC settings"
+                    f" ({', '.join('ics.' + k for k in changed)}); drop those settings or retrain with them"
+                    " (`flatkd train --ic-epochs ...`)"
+                )

@@ -1,0 +1,119 @@
+"""The distillation results of a run directory as tables: ``distill.csv`` and ``distill.md``.
+
+Both are rebuilt from what the run directory holds (never appended to), after every
+``flatkd distill`` and ``flatkd wise``:
+
+- ``distill.csv``: one row per (method, modality, exit, split) whose logits exist: ``method,
+  stage, modality, exit, exit_name, split, accuracy, clips, seed``. The CE baseline is the
+  ``ic-ce`` stage ``flatkd train`` writes, so it is there from the start.
+- ``distill.md``: test accuracy (%) per modality x exit, one column per method, plus the mean
+  over the internal classifiers; then, when ``wise.json`` exists, one line per WISE variant:
+  accuracy and mean MACs per clip at its threshold tau, the full cascade (every exit), and the
+  best single exit of the cascade with its MACs;
+- ``figures/distill_exits.png``: the test accuracy of every exit as bars, one per method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from flatkd.distill.methods import METHODS
+from flatkd.distill.wise import WiseResult
+from flatkd.fileio import atomic_open, write_text
+from flatkd.modalities import MODALITIES
+from flatkd.models import STAGE_NAMES
+from flatkd.plots import save_figure
+from flatkd.plots.distill import exit_accuracy_figure
+from flatkd.rundir import RunDir
+from flatkd.train import exit_accuracy
+from flatkd.train.stages import load_train_config
+
+SPLITS = ("val", "test")
+COLUMNS = ["method", "stage", "modality", "exit", "exit_name", "split", "accuracy", "clips", "seed"]
+
+
+def accuracy_rows(run: RunDir) -> pd.DataFrame:
+    """Accuracy of every exit of every method, modality and split found in ``run``."""
+    trained = run.read_config().get("train", {})
+    configs = {m: load_train_config(run, m) for m in MODALITIES if m in trained}
+    rows = []
+    for method in METHODS.values():
+        for modality, config in ((m, c) for m, c in configs.items() if method.trains(m)):
+            names = [n for n in STAGE_NAMES[:3] if n in config.exits] + ["fc"]
+            for split in SPLITS:
+                if not run.logits_path(method.stage, modality, split).is_file():
+                    continue
+                logits, labels = run.load_logits(method.stage, modality, split)
+                for index, accuracy in enumerate(exit_accuracy(logits, labels).tolist()):
+                    rows.append(
+                        [method.name, method.stage, modality, index, names[index], split, accuracy, len(labels), config.seed]
+                    )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def accuracy_markdown(table: pd.DataFrame, split: str = "test") -> str:
+    """Accuracy (%) per modality x exit (rows) and method (columns), with each method's mean over
+    the internal classifiers."""
+    part = table[table["split"] == split]
+    if part.empty:
+        return f"No {split} logits yet.\n"
+    methods = [m for m in METHODS if m in set(part["method"])]
+    clips = int(part["clips"].iloc[0])
+    lines = [
+        f"{split.capitalize()} accuracy (%) of every exit ({clips} clips); all splits in distill.csv.",
+        "",
+        "| modality | exit | " + " | ".join(methods) + " |",
+        "|---|---|" + "---:|" * len(methods),
+    ]
+    for modality in [m for m in MODALITIES if m in set(part["modality"])]:
+        rows = part[part["modality"] == modality]
+        cells = rows.pivot_table(index=["exit", "exit_name"], columns="method", values="accuracy")
+        for (index, name), values in cells.iterrows():
+            lines.append(f"| {modality} | {index} {name} | " + " | ".join(_percent(values.get(m)) for m in methods) + " |")
+        ics = cells.iloc[:-1].mean()
+        lines.append(f"| {modality} | IC mean | " + " | ".join(_percent(ics.get(m)) for m in methods) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def wise_markdown(results: Mapping[str, WiseResult]) -> str:
+    """One line per WISE variant: at its tau, with every exit, and the best single exit."""
+    lines = [
+        "WISE on the test split (weights fitted on validation); MACs are mean MMACs per clip.",
+        "",
+        "| variant | tau | accuracy | MMACs | all exits: accuracy | MMACs | best single exit | accuracy | MMACs |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for tag, result in results.items():
+        best = result.best_exit()
+        lines.append(
+            f"| {tag} | {result.tau:g} | {_percent(result.at_tau.accuracy)} | {result.at_tau.macs / 1e6:.2f}"
+            f" | {_percent(result.step_accuracy[-1])} | {result.step_macs[-1] / 1e6:.2f}"
+            f" | {result.order[best]} | {_percent(result.exit_accuracy[best])} | {result.exit_macs[best] / 1e6:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(run: RunDir, wise: Mapping[str, WiseResult] | None = None) -> pd.DataFrame:
+    """Rebuild ``distill.csv``, ``distill.md`` (with the WISE results, if any) and
+    ``figures/distill_exits.png`` (test accuracy per exit, one bar per method) from the run."""
+    table = accuracy_rows(run)
+    with atomic_open(run.path / "distill.csv", "w", encoding="utf-8", newline="") as handle:
+        table.to_csv(handle, index=False)
+    text = f"# Distillation results: {run.path.name}\n\n{accuracy_markdown(table)}"
+    if wise:
+        text += f"\n{wise_markdown(wise)}"
+    write_text(run.path / "distill.md", text)
+    test = table[table["split"] == "test"]
+    if not test.empty:
+        accuracy = {
+            method: {m: (100 * rows.sort_values("exit")["accuracy"]).tolist() for m, rows in part.groupby("modality")}
+            for method, part in test.groupby("method", sort=False)
+        }
+        save_figure(exit_accuracy_figure(accuracy, title=f"{run.path.name}: test accuracy per exit"), run.figures_dir / "distill_exits.png")
+    return table
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None or pd.isna(value) else f"{100 * value:.1f}"

@@ -1,0 +1,127 @@
+"""Settings of ``flatkd distill``: one :class:`DistillConfig` per (method, modality), saved resolved
+under ``distill.<method>.<modality>`` in the run's ``config.yaml``.
+
+Resolution, each layer merged key by key into the one below:
+
+1. defaults, with ``ics`` (epochs, optimiser, schedule of the IC stage) taken from the settings
+   ``flatkd train`` used for that modality's ``ic-ce`` stage, so CE and the distillation methods
+   train their ICs alike;
+2. on ``--resume``, the settings the interrupted run recorded;
+3. a ``--config`` YAML file with any of the fields below (sections a method does not use are
+   ignored by it);
+4. the command-line flags.
+
+Example file::
+
+    ics: {epochs: 12, optim: {lr: 0.001}}
+    kd: {temperature: 2.0, t2_scaling: true}
+    pkd: {phase_starts: [0, 2, 4]}
+    genkd: {epochs: 4, loss: {ad_weight: 0.2}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flatkd.config import from_dict, merge, read_yaml, to_dict
+from flatkd.distill.genkd import GenKDConfig
+from flatkd.distill.kd import KDLoss
+from flatkd.distill.methods import Method
+from flatkd.distill.pkd import PKDConfig
+from flatkd.errors import FlatkdError
+from flatkd.rundir import RunDir
+from flatkd.train.config import OptimConfig, ScheduleConfig, StageConfig, TrainConfig
+
+
+@dataclasses.dataclass
+class PKDSettings:
+    """PKD's phases (see :class:`flatkd.distill.pkd.PKDConfig`): ``phase_starts`` (``null``: the
+    release's proportions) and ``own_head_flattest`` (the release's literal order)."""
+
+    phase_starts: tuple[int, ...] | None = None
+    own_head_flattest: bool = False
+
+
+@dataclasses.dataclass
+class GenKDSettings:
+    """Generative feature KD: ``teacher_epochs`` train the I-frame teacher's attention head and
+    CVAE (its network frozen), then ``epochs`` two-stage epochs fine-tune each student backbone.
+    ``loss``: the method's weights and ramp; ``cvae_optim`` (CVAE and feature adapter) and
+    ``network_optim`` (student network, attention head and adapter), both on ``schedule``."""
+
+    epochs: int = 6
+    teacher_epochs: int = 3
+    loss: GenKDConfig = dataclasses.field(default_factory=GenKDConfig)
+    cvae_optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr=0.001))
+    network_optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr=0.0005))
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.teacher_epochs < 1:
+            raise ValueError(f"genkd epochs and teacher_epochs must be at least 1, got {self.epochs}, {self.teacher_epochs}")
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """Everything one method needs for one modality besides what ``flatkd train`` recorded."""
+
+    ics: StageConfig = dataclasses.field(default_factory=StageConfig)
+    kd: KDLoss = dataclasses.field(default_factory=KDLoss)
+    pkd: PKDSettings = dataclasses.field(default_factory=PKDSettings)
+    genkd: GenKDSettings = dataclasses.field(default_factory=GenKDSettings)
+
+    def pkd_config(self, method: Method) -> PKDConfig:
+        """The PKD schedule settings of ``method``."""
+        return PKDConfig(method.variant, self.pkd.phase_starts, self.pkd.own_head_flattest, self.kd)
+
+
+def used_sections(method: Method) -> tuple[str, ...]:
+    """The :class:`DistillConfig` sections ``method`` reads (the ones recorded in config.yaml)."""
+    sections = ["ics"]
+    if method.variant != "ce":
+        sections.append("kd")
+    if method.variant != "ce" and method.variant != "kd":
+        sections.append("pkd")
+    if method.genkd:
+        sections.append("genkd")
+    return tuple(sections)
+
+
+def resolve_settings(
+    run: RunDir,
+    method: Method,
+    modality: str,
+    train_config: TrainConfig,
+    *,
+    resume: bool,
+    config_path: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> DistillConfig:
+    """The settings of ``method`` for ``modality`` (see the module docstring for the layers).
+
+    Without ``resume``, settings the run already recorded for (method, modality) are an error:
+    the stage exists and continuing it needs ``--resume``.
+    """
+    recorded = run.read_config().get("distill", {}).get(method.name, {}).get(modality)
+    if recorded is not None and not resume:
+        raise FlatkdError(
+            f"{run.path} already distils {modality} with {method.name}; pass --resume to continue it"
+            " or choose a new --run"
+        )
+    settings = merge(to_dict(DistillConfig()), {"ics": to_dict(train_config.ics)})
+    settings = merge(settings, recorded or {})
+    if config_path is not None:
+        from_file = read_yaml(config_path)
+        from_dict(DistillConfig, from_file, where=str(config_path))
+        settings = merge(settings, from_file)
+    settings = merge(settings, dict(flags or {}))
+    return from_dict(DistillConfig, settings, where="distill settings")
+
+
+def record_settings(run: RunDir, method: Method, modality: str, config: DistillConfig) -> None:
+    """Save the sections ``method`` uses under ``distill.<method>.<modality>``."""
+    resolved = to_dict(config)
+    run.set_section(["distill", method.name, modality], {k: resolved[k] for k in used_sections(method)})

@@ -1,0 +1,142 @@
+"""``flatkd wise`` as a library call: WISE on one distillation method's logits in a run directory.
+
+The weights are fitted on the method's validation logits of every trained modality and evaluated
+on its test logits (:func:`flatkd.distill.wise.run_wise`), with the exit costs of ``macs.json``.
+Results are kept per *variant* (the method plus the ablations, e.g. ``pkd``, ``pkd-no-scaling``,
+``ce-no-lateral``):
+
+- ``wise.json``: variant -> result (order, weights, operating point, tau sweep, references);
+- ``wise.csv``: the tau sweep of every variant (``variant, method, scaling, lateral, tau,
+  accuracy, macs, chosen, exit_fractions``), rebuilt from ``wise.json``;
+- ``figures/wise_<method>.png``: accuracy against mean MACs per clip, one curve per variant of the
+  method, every single exit as a point;
+- ``config.yaml``: the resolved settings under ``wise.<variant>``;
+- ``distill.md``: rebuilt with the WISE lines (:mod:`flatkd.distill.report`).
+
+Running a variant again replaces that variant's entry (the inputs are the same files; the
+settings used are in ``config.yaml``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from flatkd.config import to_dict
+from flatkd.distill.methods import Method
+from flatkd.distill.report import write_tables
+from flatkd.distill.wise import WiseConfig, WiseResult, load_wise, run_wise, save_wise
+from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
+from flatkd.fileio import atomic_open
+from flatkd.modalities import MODALITIES
+from flatkd.plots import save_figure
+from flatkd.plots.distill import wise_tradeoff_figure
+from flatkd.progress import ProgressFactory, no_progress
+from flatkd.rundir import RunDir
+
+
+def variant_name(method: Method, config: WiseConfig) -> str:
+    """``pkd``, ``pkd-no-scaling``, ``pkd-no-lateral``, ``pkd-no-scaling-no-lateral``."""
+    return method.name + ("" if config.scaling else "-no-scaling") + ("" if config.lateral else "-no-lateral")
+
+
+def expand_order(items: Sequence[str], exits: Mapping[str, int]) -> tuple[str, ...]:
+    """Cascade order from ``modality:index`` exit names and bare modality names (all of that
+    network's exits, earliest first), e.g. ``["residual", "mv:3", "iframe"]``."""
+    order: list[str] = []
+    for item in items:
+        if ":" in item:
+            order.append(item)
+        elif item in exits:
+            order += [f"{item}:{i}" for i in range(exits[item])]
+        else:
+            raise ConfigError(f"wise order: {item!r} is neither an exit ('mv:2') nor a trained modality ({', '.join(exits)})")
+    return tuple(order)
+
+
+def method_logits(run: RunDir, method: Method, split: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Logits [N, E, K] of every trained modality under ``method`` and the shared labels [N]."""
+    trained = run.section("train", needs=f"flatkd train --run {run.path} --modality MODALITY")
+    logits, labels = {}, None
+    for modality in (m for m in MODALITIES if m in trained):
+        stage = method.logits_stage(modality)
+        if not run.logits_path(stage, modality, split).is_file():
+            raise MissingPrerequisiteError(
+                f"no {stage} logits of {modality}: run `flatkd distill --run {run.path} --method {method.name}` first"
+            )
+        logits[modality], these = run.load_logits(stage, modality, split)
+        if labels is not None and not torch.equal(labels, these):
+            raise InputFileError(f"the {split} labels of {modality} differ from the other modalities' in {run.path}")
+        labels = these
+    if labels is None:
+        raise MissingPrerequisiteError(f"{run.path} has no trained network: run `flatkd train` first")
+    return logits, labels
+
+
+def read_wise_results(run: RunDir) -> dict[str, WiseResult]:
+    """The variants in ``wise.json`` (none before the first ``flatkd wise``)."""
+    return load_wise(run.wise_path) if run.wise_path.is_file() else {}
+
+
+def wise_for_run(
+    run: RunDir, method: Method, config: WiseConfig, progress: ProgressFactory = no_progress
+) -> tuple[str, WiseResult, list[Path]]:
+    """Fit and evaluate WISE for ``method``; write every output; returns the variant name, the
+    result and the files written."""
+    fit_logits, fit_labels = method_logits(run, method, "val")
+    test_logits, test_labels = method_logits(run, method, "test")
+    exits = {m: t.shape[1] for m, t in fit_logits.items()}
+    order = expand_order(config.order, exits) if config.order else ()
+    resolved = dataclasses.replace(config, order=order)
+    result = run_wise(
+        fit_logits, fit_labels, test_logits, test_labels, run.read_macs(), run.read_head_macs(), resolved, progress
+    )
+    name = variant_name(method, config)
+    run.set_section(["wise", name], to_dict(resolved))
+    with run.lock():
+        results = read_wise_results(run) | {name: result}
+        save_wise(run.wise_path, results)
+    written = [run.wise_path, _write_curves(run, results)]
+    figure = wise_tradeoff_figure(
+        {_label(r): r for tag, r in results.items() if _method_of(tag) == method.name},
+        title=f"WISE on {method.name} exits",
+    )
+    written += save_figure(figure, run.figures_dir / f"wise_{method.name}.png")
+    write_tables(run, results)
+    written += [run.path / "distill.csv", run.path / "distill.md"]
+    return name, result, written
+
+
+def _method_of(variant: str) -> str:
+    return variant.removesuffix("-no-lateral").removesuffix("-no-scaling")
+
+
+def _label(result: WiseResult) -> str:
+    ablations = [name for name, on in (("no scaling", result.scaling), ("no lateral", result.lateral)) if not on]
+    return f"WISE ({', '.join(ablations)})" if ablations else "WISE"
+
+
+def _write_curves(run: RunDir, results: Mapping[str, WiseResult]) -> Path:
+    rows = [
+        {
+            "variant": tag,
+            "method": _method_of(tag),
+            "scaling": result.scaling,
+            "lateral": result.lateral,
+            "tau": point.tau,
+            "accuracy": point.accuracy,
+            "macs": point.macs,
+            "chosen": point.tau == result.tau,
+            "exit_fractions": " ".join(f"{f:.4f}" for f in point.exit_fractions),
+        }
+        for tag, result in results.items()
+        for point in sorted({*result.curve, result.at_tau}, key=lambda p: p.tau)
+    ]
+    path = run.path / "wise.csv"
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        pd.DataFrame(rows).to_csv(handle, index=False)
+    return path
