@@ -19,7 +19,13 @@ random probe per run, so the weights it gives the outlier eigenvalues are noisy.
 Each competing timing is the best of three runs, five for the surfaces (the machine is shared and
 single runs vary by 10-30%; results repeat exactly, every method being seeded).
 
-Run: ``.venv/bin/python benchmarks/landscape.py`` (about 2.5 minutes).
+Last, where ``flatkd rank-modalities`` spends its time: :func:`measure_network` on a ``cpu-tiny``
+MV network (random weights; the cost does not depend on them) at the demo's input, 32 clips of 3
+segments at 112 px, with the default and the ``--quick`` settings. Each phase is timed through the
+progress factory and also given in units of one forward pass over that subset (F, measured in
+the same run), which vary less than seconds with the machine's load.
+
+Run: ``.venv/bin/python benchmarks/landscape.py`` (about 4.5 minutes).
 """
 
 from __future__ import annotations
@@ -32,8 +38,17 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from flatkd.landscape import DensityEstimate, Hessian, Surface
+from flatkd.landscape import (
+    DensityEstimate,
+    FlatnessSettings,
+    Hessian,
+    Objective,
+    SelectExit,
+    Surface,
+    measure_network,
+)
 from flatkd.landscape.reference import PyHessianBackend
+from flatkd.models import build_model
 
 SEED = 0
 BATCH = 128
@@ -125,6 +140,61 @@ def vmap_vs_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
         f"  8 grid points: vmap {1000 * t_vmap / 3:.0f} ms vs loop {1000 * t_loop / 3:.0f} ms "
         f"(vmap/loop {t_vmap / t_loop:.2f})"
     )
+
+
+class PhaseTimer:
+    """A progress factory that adds up the wall time spent inside each progress context, by ``desc``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, *, total: int | None = None, desc: str | None = None) -> PhaseTimer.Bar:
+        return PhaseTimer.Bar(self, desc or "?")
+
+    class Bar:
+        def __init__(self, timer: PhaseTimer, desc: str) -> None:
+            self.timer, self.desc = timer, desc
+
+        def __enter__(self) -> PhaseTimer.Bar:
+            self.start = time.perf_counter()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            elapsed = time.perf_counter() - self.start
+            self.timer.seconds[self.desc] = self.timer.seconds.get(self.desc, 0.0) + elapsed
+
+        def update(self, n: float = 1) -> None:
+            return None
+
+        def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+
+def rank_modalities_phases() -> None:
+    """Per-phase time of one network's :func:`measure_network` (module docstring)."""
+    generator = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(SEED)
+    network = SelectExit(build_model("cpu-tiny", "mv", num_classes=CLASSES).eval(), -1)
+    clips = torch.randn(32, 3, 2, 112, 112, generator=generator)
+    labels = torch.randint(0, CLASSES, (32,), generator=generator)
+    criterion = nn.CrossEntropyLoss()
+    print("\nflatkd rank-modalities, one cpu-tiny MV network (32 clips x 3 segments x 2 x 112 x 112)")
+    for name, settings in (("defaults", FlatnessSettings()), ("--quick", FlatnessSettings.quick())):
+        data = [(clips[: settings.samples], labels[: settings.samples])]
+        objective = Objective(network, criterion, data)
+        _, forward = timed(lambda: objective.evaluate(objective.theta), 5)
+        timer = PhaseTimer()
+        result, total = timed(
+            lambda: measure_network(network, criterion, data, settings, modality="mv", exit=3, progress=timer)
+        )
+        timer.seconds["other (set-up, centre, record)"] = total - sum(timer.seconds.values())
+        print(
+            f"  {name}: {settings.samples} clips, {result.record.hvps} HVPs, "
+            f"{settings.line_steps + settings.plane_steps**2} surface points, {settings.sharpness_steps} gradients: "
+            f"{total:.1f} s = {total / forward:.0f} F (F = one forward pass = {1000 * forward:.0f} ms)"
+        )
+        for phase, seconds in timer.seconds.items():
+            print(f"    {phase:<34} {seconds:6.1f} s  {seconds / forward:6.0f} F")
 
 
 def main() -> None:
@@ -230,6 +300,7 @@ def main() -> None:
         f"  surface time ratio flatkd/loss-landscapes = {surface_ratio:.2f} (target <= 1.05)"
         f"  -> {'met' if surface_ratio <= 1.05 else 'MISSED'}"
     )
+    rank_modalities_phases()
 
 
 if __name__ == "__main__":

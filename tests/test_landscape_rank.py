@@ -11,12 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from flatkd.cli import cli
+from flatkd.cli.landscape import flatness_settings
 from flatkd.data.cache import build_cache, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.synth import SynthSettings, generate_synthetic
 from flatkd.distill.chain import read_chain
-from flatkd.landscape import LandscapeInputError
+from flatkd.landscape import FlatnessSettings, LandscapeInputError
 from flatkd.landscape.ranking import FlatnessRecord, rank_modalities
+from flatkd.rundir import RunDir
 
 
 def record(modality: str, trace: float, stderr: float, top: float, increase: float | None = 0.1) -> FlatnessRecord:
@@ -54,11 +56,21 @@ def test_ranking_rejects_what_it_cannot_rank() -> None:
         rank_modalities(one, "sharpness")
 
 
+def test_quick_settings_yield_to_explicit_options() -> None:
+    assert flatness_settings(False) == FlatnessSettings() and flatness_settings(True) == FlatnessSettings.quick()
+    given = flatness_settings(True, samples=None, slq_runs=2, trace_probes=0, surfaces=False)
+    assert given == dataclasses.replace(FlatnessSettings.quick(), runs=2, probes=0, surfaces=False)
+    quick, full = FlatnessSettings.quick(), FlatnessSettings()
+    work = [s.samples * (s.steps * s.runs + s.probes) for s in (quick, full)]  # clips x HVPs (run 1 at `steps`)
+    trace_samples = [s.runs - 1 + s.probes for s in (quick, full)]
+    assert work[0] <= work[1] / 4 and trace_samples[0] >= trace_samples[1]  # what --help promises
+
+
 TINY = SynthSettings(classes=4, clips_per_class=8, clips_per_group=2, frames=26, width=64, height=48, seed=3)
 FAST = ["--set", "input_size=32", "--set", "num_segments=2", "--set", "workers=0", "--batch-size", "4",
         "--epochs", "1", "--ic-epochs", "1"]  # fmt: skip
-RANK = ["--samples", "4", "--batch-size", "4", "--slq-runs", "2", "--slq-steps", "3", "--trace-probes", "2",
-        "--tol", "1e-2", "--plane-steps", "3", "--line-steps", "3"]  # fmt: skip
+RANK = ["--quick", "--samples", "4", "--batch-size", "4", "--slq-steps", "3", "--trace-probes", "2", "--tol", "1e-2",
+        "--plane-steps", "3", "--line-steps", "3"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +92,8 @@ def test_rank_modalities_writes_table_chain_and_figures_and_resumes(trained: Pat
     table = pd.read_csv(trained / "flatness.csv")
     assert sorted(table["modality"]) == ["iframe", "mv"] and (table["exit"] == 3).all()
     assert (table["trace_stderr"] > 0).all() and table["epsilon_sharpness"].notna().all()
+    settings = RunDir(trained).read_config()["landscape"]  # --quick's, where no option was given
+    assert (settings["runs"], settings["sharpness_steps"], settings["samples"], settings["steps"]) == (1, 5, 4, 3)
     chain = read_chain(trained)
     flattest = table.sort_values("trace")["modality"].tolist()
     assert chain.order == tuple(reversed(flattest)) and chain.metric == "trace"

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from flatkd.landscape import Hessian, SelectExit, Surface
+from flatkd.landscape import Hessian, Objective, SelectExit, Surface
+from flatkd.models import build_model
 
 
 class TwoExits(nn.Module):
@@ -99,3 +100,50 @@ def test_exit_selection_measures_only_the_parameters_that_exit_uses() -> None:
     assert final.dim == trunk + sum(p.numel() for p in net.final.parameters())
     assert early.dim == trunk + net.early.bias.numel()  # its weight is frozen
     assert early.eigenvalues().values[0] != final.eigenvalues().values[0]
+
+
+
+def test_a_multi_exit_net_computes_only_the_path_to_the_selected_exit() -> None:
+    """``SelectExit`` runs ``MultiExitNet.forward_exit``: the same loss, gradient and HVP as the
+    exit taken from the full forward, and the other exits' heads are never run."""
+    torch.manual_seed(0)
+    net = build_model("cpu-tiny", "mv", num_classes=3).double().eval()
+    g = torch.Generator().manual_seed(2)
+    data = [(torch.randn(3, 2, 2, 24, 24, generator=g, dtype=torch.float64), torch.tensor([0, 2, 1]))]
+    calls: list[nn.Module] = []
+    for ic in net.ics:
+        ic.register_forward_hook(lambda module, *_: calls.append(module))
+    fast = Objective(SelectExit(net, -1), nn.CrossEntropyLoss(), data)
+    point = fast.theta.detach().requires_grad_(True)
+    (grad_fast,) = torch.autograd.grad(fast.loss(point), point)
+    v = torch.randn(fast.dim, generator=g, dtype=torch.float64)
+    hvp_fast = Hessian.of(fast).operator.matvec(v)
+    assert calls == []
+    full = Objective(FromFullForward(net, -1), nn.CrossEntropyLoss(), data)
+    assert calls and fast.space == full.space and fast.dim < sum(p.numel() for p in net.parameters())
+    (grad_full,) = torch.autograd.grad(full.loss(point), point)
+    torch.testing.assert_close(grad_fast, grad_full, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(hvp_fast, Hessian.of(full).operator.matvec(v), rtol=1e-10, atol=1e-12)
+
+
+def test_hessian_and_surface_of_one_objective_equal_their_own() -> None:
+    net, data = make_model()
+    model = SelectExit(net, -1)
+    objective = Objective(model, nn.CrossEntropyLoss(), data)
+    shared = Hessian.of(objective).eigenvalues(top_k=2, max_steps=8)
+    assert shared.values == Hessian(model, nn.CrossEntropyLoss(), data).eigenvalues(top_k=2, max_steps=8).values
+    plane = Surface.of(objective).plane(steps=3)
+    own = Surface(model, nn.CrossEntropyLoss(), data).plane(steps=3)
+    assert (plane.loss == own.loss).all() and (plane.accuracy == own.accuracy).all()
+    assert plane.loss[1, 1] == objective.centre.loss
+
+
+class FromFullForward(nn.Module):
+    """Exit ``index`` picked from the full forward's list (what ``SelectExit`` does for other models)."""
+
+    def __init__(self, model: nn.Module, index: int) -> None:
+        super().__init__()
+        self.model, self.index = model, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[self.index]

@@ -59,15 +59,26 @@ class Hessian:
         cache_graph: bool | None = None,
         backend: Backend = "flatkd",
     ) -> None:
-        if backend not in ("flatkd", "pyhessian"):
-            raise LandscapeInputError(f"unknown Hessian backend {backend!r}: use 'flatkd' or 'pyhessian'")
-        self.objective = Objective(model, criterion, data, dtype=dtype)
-        self.operator = HessianOperator(self.objective, cache_graph=cache_graph)
+        _check_backend(backend)
+        self._attach(Objective(model, criterion, data, dtype=dtype), cache_graph, backend)
+
+    @classmethod
+    def of(cls, objective: Objective, *, cache_graph: bool | None = None, backend: Backend = "flatkd") -> Hessian:
+        """The Hessian of an existing :class:`Objective`, e.g. the one a :class:`Surface` uses
+        (one set of batches, checks and evaluation replica for both)."""
+        _check_backend(backend)
+        hessian = cls.__new__(cls)
+        hessian._attach(objective, cache_graph, backend)
+        return hessian
+
+    def _attach(self, objective: Objective, cache_graph: bool | None, backend: Backend) -> None:
+        self.objective = objective
+        self.operator = HessianOperator(objective, cache_graph=cache_graph)
         self.backend = backend
         if backend == "pyhessian":
             from flatkd.landscape.reference import PyHessianBackend
 
-            self._pyhessian = PyHessianBackend(self.objective)
+            self._pyhessian = PyHessianBackend(objective)
 
     @property
     def dim(self) -> int:
@@ -164,3 +175,8 @@ class Hessian:
         return shared_spectrum(
             self.operator, top_k=top_k, tol=tol, runs=runs, steps=steps, probes=probes, seed=seed, progress=progress
         )
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in ("flatkd", "pyhessian"):
+        raise LandscapeInputError(f"unknown Hessian backend {backend!r}: use 'flatkd' or 'pyhessian'")

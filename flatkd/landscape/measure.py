@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from torch import nn
 
 from flatkd.fileio import load_tensors, read_json, save_tensors, write_json
 from flatkd.landscape.hessian import Hessian
+from flatkd.landscape.objective import Objective
 from flatkd.landscape.ranking import FlatnessRecord
 from flatkd.landscape.results import DensityEstimate
 from flatkd.landscape.sharpness import mean_loss_increase
@@ -43,7 +44,14 @@ class FlatnessSettings:
         surfaces: compute the line, the plane and epsilon-sharpness.
         line_steps, plane_steps, radius: surface grids (odd steps) over [-radius, radius].
         rho: radius of the mean loss increase, in filter-normalised units.
-        epsilon: Keskar et al.'s box size.
+        epsilon, sharpness_steps: Keskar et al.'s box size and the ascent steps (one gradient each).
+
+    Cost, in forward passes over the subset (F; on ``cpu-tiny`` at 112 px one HVP is ~10 F and
+    one gradient ~5 F, see ``benchmarks/landscape.py``): ``steps_1 + (runs - 1) * steps + probes``
+    HVPs (run 1 goes past ``steps`` until the top eigenvalue meets ``tol``),
+    ``line_steps + plane_steps**2`` forwards and ``sharpness_steps`` gradients; F grows with
+    ``samples``. The defaults (53 HVPs, 142 surface points, 10 gradients) take ~1 min per
+    ``cpu-tiny`` network on 2 idle cores, :meth:`quick` ~15 s.
     """
 
     samples: int = 32
@@ -60,6 +68,25 @@ class FlatnessSettings:
     radius: float = 1.0
     rho: float = 0.5
     epsilon: float = 1e-3
+    sharpness_steps: int = 10
+
+    @classmethod
+    def quick(cls, **changes: Any) -> FlatnessSettings:
+        """Cheaper settings for a first look (``flatkd rank-modalities --quick``, ``flatkd demo``),
+        ~4x less work than the defaults; ``changes`` override single fields.
+
+        What they keep (measured on the three ``cpu-tiny`` demo networks): the trace's
+        standard error is about the defaults', because the trace needs probes, not SLQ runs
+        (each run of ``steps`` HVPs yields one trace sample; a probe costs one HVP), so the
+        budget goes to one Lanczos run (top eigenvalue, deflation basis and the density, without
+        an error band) plus 12 probes; 16 clips instead of 32 moved the trace by less than its
+        standard error on all three networks; Lanczos meets ``tol=1e-6`` within 6-11 steps there.
+        The surfaces are coarser (11-point line, 7 x 7 plane: 9 points within ``rho``) and
+        epsilon-sharpness takes 5 ascent steps (a lower bound, like 10).
+        """
+        quick = {"samples": 16, "batch_size": 16, "runs": 1, "steps": 12, "probes": 12, "line_steps": 11,
+                 "plane_steps": 7, "sharpness_steps": 5}  # fmt: skip
+        return replace(cls(), **{**quick, **changes})
 
 
 @dataclass(frozen=True)
@@ -94,12 +121,12 @@ def measure_network(
             stale.unlink()
     if store is not None:
         write_json(store / "identity.json", identity)
-    batches = list(data)
-    spectrum = Hessian(model, criterion, batches, backend=settings.backend).spectrum(
+    objective = Objective(model, criterion, data)
+    spectrum = Hessian.of(objective, backend=settings.backend).spectrum(
         tol=settings.tol, runs=settings.runs, steps=settings.steps, probes=settings.probes, seed=settings.seed,
         progress=progress,
-    )
-    surface = Surface(model, criterion, batches)
+    )  # the Hessian (and its cached double-backward graph) is released here, before the surfaces
+    surface = Surface.of(objective)
     line = plane = None
     increase = sharpness = None
     if settings.surfaces:
@@ -107,12 +134,12 @@ def measure_network(
         line = _resumable(store, "line", functools.partial(surface.line, steps=settings.line_steps, **grid))
         plane = _resumable(store, "plane", functools.partial(surface.plane, steps=settings.plane_steps, **grid))
         increase = mean_loss_increase(plane, settings.rho)
-        sharpness = surface.epsilon_sharpness(settings.epsilon, progress=progress).value
-    centre = surface.objective.evaluate(surface.objective.theta)
+        sharpness = surface.epsilon_sharpness(settings.epsilon, steps=settings.sharpness_steps, progress=progress).value
+    centre = objective.centre
     record = FlatnessRecord(
         modality=modality,
         exit=exit,
-        parameters=surface.objective.dim,
+        parameters=objective.dim,
         loss=centre.loss,
         accuracy=centre.accuracy,
         top_eigenvalue=spectrum.eigen.values[0],

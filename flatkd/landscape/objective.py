@@ -136,6 +136,12 @@ class Objective:
         """:math:`L(\\theta)` at ``flat``: the batch-size-weighted mean over all batches."""
         return sum(batch.weight * self.batch_loss(flat, batch) for batch in self.batches)
 
+    @functools.cached_property
+    def centre(self) -> Evaluation:
+        """Loss and accuracy at the trained weights, evaluated once and shared by every surface,
+        summary and record made from this objective."""
+        return self.evaluate(self.theta)
+
     @torch.no_grad()
     def evaluate(self, flat: torch.Tensor, constants: dict[str, torch.Tensor] | None = None) -> Evaluation:
         """Loss and (for classifiers) accuracy at ``flat``, without building a graph.

@@ -223,7 +223,7 @@ def _surface(
     if np.isnan(values[..., 0]).any():
         raise LandscapeInputError(_ZERO_FILTER)
     accuracy = values[..., 1] if objective.classifier else None
-    centre = objective.evaluate(objective.theta).loss
+    centre = objective.centre.loss
     settings = {"backend": "loss-landscapes", **settings}
     return LossSurface(kind, points, values[..., 0].astype(np.float64), accuracy, centre, settings)
 

@@ -81,7 +81,7 @@ def epsilon_sharpness(
     theta = objective.theta
     width = epsilon * (theta.abs() + 1)
     delta = torch.zeros_like(theta)
-    centre = objective.evaluate(theta).loss
+    centre = objective.centre.loss
     best = centre
     with progress(total=steps, desc="epsilon-sharpness") as bar:
         for _ in range(steps):

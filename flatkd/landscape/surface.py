@@ -41,6 +41,7 @@ from flatkd.landscape.surface_result import LossSurface, SurfaceKind
 from flatkd.progress import ProgressFactory, no_progress
 
 Checkpoint = Callable[[LossSurface], None]
+SurfaceBackend = Literal["flatkd", "loss-landscapes"]
 
 
 class Surface:
@@ -66,13 +67,20 @@ class Surface:
         data: Iterable[Any],
         *,
         dtype: torch.dtype | None = None,
-        backend: Literal["flatkd", "loss-landscapes"] = "flatkd",
+        backend: SurfaceBackend = "flatkd",
     ) -> None:
-        if backend not in ("flatkd", "loss-landscapes"):
-            raise LandscapeInputError(f"unknown surface backend {backend!r}: use 'flatkd' or 'loss-landscapes'")
+        _check_backend(backend)
         self.objective = Objective(model, criterion, data, dtype=dtype)
         self.backend = backend
-        self._centre = self.objective.evaluate(self.objective.theta)
+
+    @classmethod
+    def of(cls, objective: Objective, *, backend: SurfaceBackend = "flatkd") -> Surface:
+        """Surfaces of an existing :class:`Objective`, e.g. the one a :class:`Hessian` measures
+        (one set of batches, checks and evaluation replica for both)."""
+        _check_backend(backend)
+        surface = cls.__new__(cls)
+        surface.objective, surface.backend = objective, backend
+        return surface
 
     def line(
         self,
@@ -188,7 +196,7 @@ class Surface:
             return resume
         grid = points.shape[:-1]
         accuracy = np.full(grid, np.nan) if self.objective.classifier else None
-        return LossSurface(kind, points, np.full(grid, np.nan), accuracy, self._centre.loss, settings)
+        return LossSurface(kind, points, np.full(grid, np.nan), accuracy, self.objective.centre.loss, settings)
 
     def _fill(
         self,
@@ -213,6 +221,11 @@ class Surface:
                     partial_accuracy = None if accuracy is None else accuracy.copy()
                     checkpoint(replace(surface, loss=loss.copy(), accuracy=partial_accuracy))
         return replace(surface, loss=loss, accuracy=accuracy)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in ("flatkd", "loss-landscapes"):
+        raise LandscapeInputError(f"unknown surface backend {backend!r}: use 'flatkd' or 'loss-landscapes'")
 
 
 def _symmetric_axis(steps: int, radius: float) -> np.ndarray:
