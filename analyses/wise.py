@@ -1,0 +1,54 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # WISE: accuracy against cost
+#
+# Publication figure of the WISE early-exit cascades of one run (`flatkd wise`, `wise.json`),
+# saved as PDF and PNG:
+#
+# - `wise_tradeoff`: test accuracy against mean MACs per clip while the confidence threshold tau
+#   is swept, one panel per distillation method, one curve per variant (WISE and its ablations),
+#   the reported tau circled, and every single exit of the method as a point (colour: modality,
+#   shape: exit depth).
+#
+# Settings come from environment variables (relative paths are from the repository root):
+#
+# - `FLATKD_RUN`: the run directory (default `runs/demo`, made by `flatkd demo`);
+# - `FLATKD_FIGURES`: the folder the figures go to (default `figures`).
+#
+# `python analyses/render.py --run RUN --out DIR` executes every notebook of this folder.
+
+# %%
+from IPython.display import Image, Markdown
+
+from flatkd.distill.report import wise_markdown
+from flatkd.distill.wise_run import read_wise_results
+from flatkd.plots import save_figure
+from flatkd.plots.distill import METHOD_LABELS, wise_tradeoff_panels
+from flatkd.report import analysis_paths, wise_by_method
+
+FORMATS = ("pdf", "png")
+run, figures = analysis_paths()
+variants = wise_by_method(run)
+Markdown(wise_markdown(read_wise_results(run)))
+
+# %% [markdown]
+# ## Accuracy against MACs
+
+# %%
+panels = {f"{METHOD_LABELS.get(method, method)} exits": results for method, results in variants.items()}
+written = save_figure(wise_tradeoff_panels(panels), figures / "wise_tradeoff", FORMATS)
+Image(filename=written[-1])

@@ -1,0 +1,34 @@
+"""The run report and the readers behind the paper figures.
+
+- :func:`write_report` / :func:`build_report`: ``RUN/report.md``, a self-contained markdown report
+  of a run directory (:mod:`flatkd.report.document`); ``flatkd report`` on the command line.
+- :mod:`flatkd.report.run_results`: a run's results as the objects :mod:`flatkd.plots` draws
+  (flatness records and curves, accuracy per method, WISE variants per method).
+- :func:`analysis_paths`: the run and figure folders the ``analyses/`` notebooks use.
+"""
+
+from flatkd.report.analysis import analysis_paths
+from flatkd.report.document import REPORT_NAME, build_report, write_report
+from flatkd.report.run_results import (
+    FlatnessCurves,
+    accuracy_by_method,
+    chain_warnings,
+    final_exit_records,
+    flatness_curves,
+    flatness_records,
+    wise_by_method,
+)
+
+__all__ = [
+    "REPORT_NAME",
+    "FlatnessCurves",
+    "accuracy_by_method",
+    "analysis_paths",
+    "build_report",
+    "chain_warnings",
+    "final_exit_records",
+    "flatness_curves",
+    "flatness_records",
+    "wise_by_method",
+    "write_report",
+]

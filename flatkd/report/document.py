@@ -1,0 +1,60 @@
+"""The whole run report: ``flatkd report --run RUN`` writes ``RUN/report.md``.
+
+Sections, each from what the run directory holds (a section whose input is missing names the
+command that makes it): data; training settings and the accuracy/MACs of every exit; flatness per
+modality and the chain; accuracy of every exit per distillation method and the gains over CE;
+WISE; any figure of ``RUN/figures/`` no section showed. Figures are linked relative to the
+report's folder, so the report stays readable where it is written. The report depends only on the
+run's files (no dates), so the same run gives the same text.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flatkd import __version__
+from flatkd.distill.report import accuracy_rows
+from flatkd.errors import MissingPrerequisiteError
+from flatkd.fileio import write_text
+from flatkd.report.distill_section import distillation_section, wise_section
+from flatkd.report.flatness_section import flatness_section
+from flatkd.report.markdown import FigureLinks
+from flatkd.report.run_summary import data_section, has_trained_network, training_section
+from flatkd.rundir import RunDir
+
+REPORT_NAME = "report.md"
+
+
+def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> str:
+    """The markdown report of ``run_dir``, its figure links relative to ``out``'s folder (default
+    ``RUN/report.md``). A run without any trained network raises
+    :class:`MissingPrerequisiteError`."""
+    run = RunDir(run_dir)
+    if not has_trained_network(run):
+        raise MissingPrerequisiteError(
+            f"{run.path} holds no trained network yet: run `flatkd train --run {run.path} --data DIR --modality MODALITY`"
+            " (or `flatkd demo`) first"
+        )
+    target = Path(out) if out is not None else run.path / REPORT_NAME
+    figures = FigureLinks(run.figures_dir, target.parent)
+    accuracy = accuracy_rows(run)
+    sections = [
+        ("Data", data_section(run, accuracy)),
+        ("Training", training_section(run, accuracy)),
+        ("Flatness", flatness_section(run, figures)),
+        ("Distillation", distillation_section(run, accuracy, figures)),
+        ("WISE", wise_section(run, figures)),
+    ]
+    rest = "".join(figures.embed(stem, stem.replace("_", " ")) for stem in figures.remaining()).lstrip("\n")
+    if rest:
+        sections.append(("Other figures", rest))
+    head = f"# Run report: {run.path.name}\n\nRun directory `{run.path}`; written by flatkd {__version__}.\n"
+    return head + "".join(f"\n## {title}\n\n{body}" for title, body in sections)
+
+
+def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
+    """Write :func:`build_report` to ``out`` (default ``RUN/report.md``) atomically; returns the path."""
+    target = Path(out) if out is not None else RunDir(run_dir).path / REPORT_NAME
+    write_text(target, build_report(run_dir, target))
+    return target

@@ -1,0 +1,141 @@
+"""Results of a run directory as the objects the figures take: what the report and the
+``analyses/`` notebooks read.
+
+Each reader raises :class:`flatkd.errors.MissingPrerequisiteError` naming the command that writes
+the missing input, and :class:`flatkd.errors.InputFileError` for a file it cannot parse.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import pandas as pd
+
+from flatkd.distill.methods import METHODS
+from flatkd.distill.report import accuracy_rows
+from flatkd.distill.wise import WiseConfig, WiseResult
+from flatkd.distill.wise_run import read_wise_results, variant_name
+from flatkd.errors import InputFileError, MissingPrerequisiteError
+from flatkd.fileio import read_json
+# the reader of the density files measure_network stores (private there: see the report to the lead)
+from flatkd.landscape.measure import _load_density as load_density
+from flatkd.landscape.ranking import FlatnessRecord
+from flatkd.landscape.results import DensityEstimate
+from flatkd.landscape.surface_result import LossSurface, load_surface
+from flatkd.modalities import MODALITIES
+from flatkd.plots.distill import wise_variant_label
+from flatkd.rundir import RunDir
+
+
+_INTEGER_FIELDS = ("exit", "parameters", "hvps")
+_OPTIONAL_FIELDS = ("accuracy", "mean_loss_increase", "epsilon_sharpness")
+
+
+@dataclass(frozen=True)
+class FlatnessCurves:
+    """The stored curves of each modality's final exit: eigenvalue density, 1-D line, 2-D plane
+    (modality -> curve; surfaces absent when ``flatkd rank-modalities`` skipped them)."""
+
+    densities: dict[str, DensityEstimate]
+    lines: dict[str, LossSurface]
+    planes: dict[str, LossSurface]
+
+
+def _rank_command(run: RunDir) -> str:
+    return f"run `flatkd rank-modalities --run {run.path}` first"
+
+
+def flatness_records(run: RunDir) -> list[FlatnessRecord]:
+    """The rows of ``flatness.csv`` (one per measured network exit), in the file's order."""
+    if not run.flatness_path.is_file():
+        raise MissingPrerequisiteError(f"{run.flatness_path} is missing: {_rank_command(run)}")
+    try:
+        return [_record(row) for row in pd.read_csv(run.flatness_path).to_dict("records")]
+    except (KeyError, TypeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"{run.flatness_path}: not a flatness table ({exc}); re-run `flatkd rank-modalities`") from None
+
+
+def final_exit_records(records: list[FlatnessRecord]) -> list[FlatnessRecord]:
+    """One record per modality, its deepest measured exit (what the ranking compares)."""
+    deepest = {}
+    for record in records:
+        if record.modality not in deepest or record.exit > deepest[record.modality].exit:
+            deepest[record.modality] = record
+    return [deepest[m] for m in sorted(deepest, key=_modality_order)]
+
+
+def flatness_curves(run: RunDir) -> FlatnessCurves:
+    """Density, line and plane of every modality's final exit from ``flatness/<modality>.exit<k>/``."""
+    densities, lines, planes = {}, {}, {}
+    for record in final_exit_records(flatness_records(run)):
+        store = run.path / "flatness" / f"{record.modality}.exit{record.exit}"
+        if not (store / "density.safetensors").is_file():
+            raise MissingPrerequisiteError(f"{store} holds no finished measurement: {_rank_command(run)}")
+        densities[record.modality] = load_density(store / "density.safetensors")
+        for name, into in (("line", lines), ("plane", planes)):
+            if (store / f"{name}.safetensors").is_file():
+                into[record.modality] = load_surface(store / f"{name}.safetensors")
+    return FlatnessCurves(densities, lines, planes)
+
+
+def chain_warnings(run: RunDir) -> list[str]:
+    """The disagreement warnings ``flatkd rank-modalities`` stored in ``chain.json`` (the chain's
+    order itself is read with :func:`flatkd.distill.read_chain`)."""
+    stored = read_json(run.chain_path) if run.chain_path.is_file() else {}
+    warnings = stored.get("warnings", []) if isinstance(stored, dict) else []
+    return [str(w) for w in warnings]
+
+
+def accuracy_by_method(run: RunDir, split: str = "test") -> dict[str, dict[str, list[float]]]:
+    """Accuracy (%) of every exit: ``[method][modality][exit]`` for every method with ``split``
+    logits in the run (``ce`` is the ``flatkd train`` baseline), in the order of
+    :data:`flatkd.distill.methods.METHODS` and the canonical modality order."""
+    part = accuracy_rows(run)
+    part = part[part["split"] == split]
+    if part.empty:
+        raise MissingPrerequisiteError(f"{run.path} has no {split} logits: run `flatkd train --run {run.path}` first")
+    return {
+        method: {
+            modality: (100 * rows.sort_values("exit")["accuracy"]).tolist()
+            for modality, rows in sorted(part[part["method"] == method].groupby("modality"), key=lambda g: _modality_order(g[0]))
+        }
+        for method in METHODS
+        if method in set(part["method"])
+    }
+
+
+def wise_by_method(run: RunDir) -> dict[str, dict[str, WiseResult]]:
+    """The WISE variants of ``wise.json`` grouped by distillation method: ``[method][legend
+    label]`` (``"WISE"``, ``"WISE (no scaling)"``, ...), methods in :data:`METHODS` order."""
+    results = read_wise_results(run)
+    if not results:
+        raise MissingPrerequisiteError(f"{run.wise_path} is missing: run `flatkd wise --run {run.path}` first")
+    grouped: dict[str, dict[str, WiseResult]] = {}
+    for method, scaling, lateral in itertools.product(METHODS.values(), (True, False), (True, False)):
+        tag = variant_name(method, WiseConfig(scaling=scaling, lateral=lateral))
+        if tag in results:
+            grouped.setdefault(method.name, {})[wise_variant_label(results[tag])] = results[tag]
+    return grouped
+
+
+def _record(row: Mapping[str, object]) -> FlatnessRecord:
+    """One ``flatness.csv`` row back to a record: integers as ints, empty optional cells as None."""
+    values: dict[str, object] = {}
+    for field in fields(FlatnessRecord):
+        cell = row[field.name]
+        if field.name == "modality":
+            values[field.name] = str(cell)
+        elif field.name in _INTEGER_FIELDS:
+            values[field.name] = int(cell)  # type: ignore[call-overload]
+        elif field.name in _OPTIONAL_FIELDS and pd.isna(cell):
+            values[field.name] = None
+        else:
+            values[field.name] = float(cell)  # type: ignore[arg-type]
+    return FlatnessRecord(**values)  # type: ignore[arg-type]
+
+
+def _modality_order(modality: str) -> int:
+    return MODALITIES.index(modality) if modality in MODALITIES else len(MODALITIES)
+

@@ -1,0 +1,168 @@
+"""The ``analyses/`` notebooks: executed on a finished run they write every publication figure; the
+figure functions and readers they call draw and read the run's own numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import jupytext
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DemoRun
+from matplotlib.colors import LogNorm
+
+from flatkd.distill.methods import METHODS
+from flatkd.distill.wise import WiseConfig
+from flatkd.distill.wise_run import variant_name
+from flatkd.errors import MissingPrerequisiteError
+from flatkd.plots.distill import exit_gain_figure, wise_tradeoff_panels
+from flatkd.plots.landscape import plot_flatness_metrics, plot_loss_planes
+from flatkd.report import (
+    accuracy_by_method,
+    analysis_paths,
+    final_exit_records,
+    flatness_curves,
+    flatness_records,
+    wise_by_method,
+)
+from flatkd.rundir import RunDir
+
+ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
+#: notebook -> the figures it writes (each as PDF and PNG)
+FIGURES = {
+    "flatness": ("flatness_density", "flatness_lines", "flatness_planes", "flatness_metrics"),
+    "distillation": ("distillation_accuracy", "distillation_gain"),
+    "wise": ("wise_tradeoff",),
+}
+
+
+
+
+@pytest.fixture
+def run_dir(demo_run: DemoRun) -> Path:
+    """The finished tiny demo run (shared: read it, never write into it)."""
+    return demo_run.run
+
+
+
+def _render_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("analyses_render", ANALYSES / "render.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_render_executes_every_notebook_and_writes_its_figures(run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "figures"
+    done = subprocess.run(
+        [sys.executable, str(ANALYSES / "render.py"), "--run", str(run_dir), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = {f"{stem}.{fmt}" for stems in FIGURES.values() for stem in stems for fmt in ("pdf", "png")}
+    assert {p.name for p in out.iterdir()} == expected
+    for path in out.iterdir():
+        assert 0 < path.stat().st_size < 500_000, path
+        assert f"wrote {path}" in done.stdout
+    assert sorted(p.stem for p in ANALYSES.glob("*.ipynb")) == sorted(FIGURES)
+
+
+def test_a_failing_notebook_fails_the_render(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebook = tmp_path / "broken.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('broken cell')")]), notebook)
+    render = _render_module()
+    assert render.main(["--run", str(run_dir), "--out", str(tmp_path / "out")], notebooks=[notebook]) == 1
+    assert "broken.ipynb failed" in capsys.readouterr().err
+    assert render.main(["--run", str(tmp_path / "nowhere")], notebooks=[]) == 2
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_notebooks_are_stored_without_outputs_and_paired_with_their_script(name: str) -> None:
+    notebook = nbformat.read(ANALYSES / f"{name}.ipynb", as_version=4)
+    assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in notebook.cells if cell.cell_type == "code")
+    script = jupytext.read(ANALYSES / f"{name}.py")
+    assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in script.cells]
+    assert notebook.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert all(f"`{stem}`" in notebook.cells[0].source for stem in FIGURES[name])  # documented
+
+
+def test_readers_return_the_runs_files(run_dir: Path) -> None:
+    run = RunDir(run_dir)
+    table = pd.read_csv(run_dir / "flatness.csv")
+    records = flatness_records(run)
+    assert [(r.modality, r.exit, r.trace, r.trace_stderr) for r in records] == list(
+        table[["modality", "exit", "trace", "trace_stderr"]].itertuples(index=False, name=None)
+    )
+    finals = final_exit_records(records)
+    assert [r.modality for r in finals] == ["iframe", "mv", "residual"]
+    curves = flatness_curves(run)
+    assert set(curves.densities) == set(curves.lines) == set(curves.planes) == {"iframe", "mv", "residual"}
+    for record in finals:  # the stored plane's centre is the measured loss at the trained weights
+        plane = curves.planes[record.modality]
+        assert plane.centre_loss == pytest.approx(record.loss, rel=1e-5)
+
+    distill = pd.read_csv(run_dir / "distill.csv")
+    accuracy = accuracy_by_method(run)
+    for row in distill[distill["split"] == "test"].itertuples():
+        assert accuracy[row.method][row.modality][row.exit] == pytest.approx(100 * row.accuracy)
+
+    wise = json.loads((run_dir / "wise.json").read_text())
+    grouped = [(method, label, result) for method, variants in wise_by_method(run).items() for label, result in variants.items()]
+    assert len(grouped) == len(wise)
+    for method, label, result in grouped:
+        stored = wise[variant_name(METHODS[method], WiseConfig(scaling=result.scaling, lateral=result.lateral))]
+        assert (result.order, result.at_tau.accuracy) == (tuple(stored["order"]), stored["at_tau"]["accuracy"])
+        assert label == "WISE" if result.scaling and result.lateral else label.startswith("WISE (no ")
+
+
+def test_analysis_paths_come_from_the_environment(run_dir: Path, tmp_path: Path) -> None:
+    run, figures = analysis_paths({"FLATKD_RUN": str(run_dir), "FLATKD_FIGURES": "paper/figs"}, cwd=tmp_path / "analyses")
+    assert (run.path, figures) == (run_dir, tmp_path / "paper" / "figs")  # relative to the project root
+    with pytest.raises(MissingPrerequisiteError, match="flatkd demo"):
+        analysis_paths({}, cwd=tmp_path)
+
+
+def test_figure_functions_draw_the_numbers_they_get(run_dir: Path) -> None:
+    run = RunDir(run_dir)
+    records = final_exit_records(flatness_records(run))
+    fig = plot_flatness_metrics(records)
+    trace = fig.axes[0]
+    assert [bar.get_height() for bar in trace.patches] == [r.trace for r in records]
+    (errors,) = [c for c in trace.collections if len(c.get_segments()) == len(records)]
+    np.testing.assert_allclose([s[1, 1] - s[0, 1] for s in errors.get_segments()], [2 * 1.96 * r.trace_stderr for r in records])
+    assert [ax.get_title() for ax in fig.axes][:2] == ["Hessian trace (±1.96 s.e.)", "top Hessian eigenvalue"]
+
+    planes = flatness_curves(run).planes
+    fig = plot_loss_planes(planes)
+    contours = [c for ax in fig.axes for c in ax.collections if hasattr(c, "levels") and c.filled]
+    assert len(contours) == len(planes) and all(isinstance(c.norm, LogNorm) for c in contours)
+    assert all(np.array_equal(c.levels, contours[0].levels) for c in contours)  # one scale for every panel
+    low = min(float(np.nanmin(p.loss)) for p in planes.values())
+    assert contours[0].levels[0] == pytest.approx(low)
+
+    accuracy = accuracy_by_method(run)
+    fig = exit_gain_figure(accuracy, baseline="ce")
+    mv = next(ax for ax in fig.axes if ax.get_title() == "Motion vector")
+    (pkd,) = [line for line in mv.get_lines() if line.get_label() == "pkd"]
+    np.testing.assert_allclose(pkd.get_ydata(), np.subtract(accuracy["pkd"]["mv"], accuracy["ce"]["mv"]))
+
+    variants = wise_by_method(run)
+    fig = wise_tradeoff_panels(variants)
+    assert [ax.get_title() for ax in fig.axes] == list(variants)
+    for ax, results in zip(fig.axes, variants.values()):
+        for label, result in results.items():
+            (curve,) = [line for line in ax.get_lines() if line.get_label() == label]
+            assert sorted(curve.get_ydata()) == sorted(100 * p.accuracy for p in result.curve)
+        first = next(iter(results.values()))
+        points = [c.get_offsets()[0].tolist() for c in ax.collections]
+        assert points == [pytest.approx([m / 1e6, 100 * a]) for m, a in zip(first.exit_macs, first.exit_accuracy)]
+    assert math.isclose(fig.axes[0].get_xlim()[0], fig.axes[-1].get_xlim()[0])  # shared axes
