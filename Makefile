@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.flatkd-installed
 RUN    ?= runs/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo figures test bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/flatkd demo --run $(RUN)
+
+# the paper figures of analyses/ from the demo run (running the demo first if it is unfinished)
+figures: demo
+	$(BIN)/python analyses/render.py --run $(RUN) --out figures
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

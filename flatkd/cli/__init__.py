@@ -24,6 +24,8 @@ _COMMANDS: dict[str, str] = {
     "rank-modalities": "flatkd.cli.landscape:rank_modalities",
     "distill": "flatkd.cli.distill:distill",
     "wise": "flatkd.cli.distill:wise",
+    "demo": "flatkd.cli.demo:demo",
+    "report": "flatkd.cli.report:report",
 }
 
 

@@ -1,0 +1,168 @@
+"""``flatkd demo``: the whole pipeline on the built-in synthetic dataset, in one resumable command."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from flatkd.cli.data_cache import cache
+from flatkd.cli.data_synth import synth
+from flatkd.cli.distill import distill, wise
+from flatkd.cli.landscape import rank_modalities
+from flatkd.cli.report import report
+from flatkd.cli.train import train
+from flatkd.distill.ic_training import stage_complete
+from flatkd.fileio import atomic_open
+from flatkd.modalities import MODALITIES
+from flatkd.models import list_presets
+from flatkd.rundir import RunDir
+from flatkd.train import FINAL_TRAIN_STAGE
+from flatkd.train.stages import load_train_config
+
+
+def _trained(run: RunDir) -> bool:
+    """Every modality's network finished its IC stage (so `flatkd train` has nothing left to do)."""
+    trained = run.read_config().get("train", {})
+    return all(
+        m in trained and stage_complete(run, FINAL_TRAIN_STAGE, m, load_train_config(run, m).ics.epochs)
+        for m in MODALITIES
+    )
+
+
+@click.command()
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Run directory of the demo.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/demo"),
+    show_default=True,
+    help="Where the synthetic dataset and its cache go.",
+)
+@click.option("--classes", type=click.IntRange(4, 10), default=10, show_default=True, help="Synthetic classes (even).")
+@click.option("--clips-per-class", type=click.IntRange(min=2), default=30, show_default=True)
+@click.option("--frames", type=click.IntRange(min=12), default=48, show_default=True, help="Frames per clip (GOP of 12).")
+@click.option("--size", type=click.IntRange(min=32), default=128, show_default=True, help="Frame size in pixels (square).")
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(list_presets())),
+    default="cpu-tiny",
+    show_default=True,
+    help="Model preset of the three networks (`paper` on GPUs).",
+)
+@click.option(
+    "--input-size", type=click.IntRange(min=32), default=112, show_default=True, help="Network input size (crops)."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Training batch (clips).")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True, help="Epochs of the backbone stage.")
+@click.option(
+    "--ic-epochs",
+    type=click.IntRange(min=1),
+    default=6,
+    show_default=True,
+    help="Epochs of every IC stage (CE and PKD).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other training setting, as for `flatkd train --set`. Repeatable.",
+)
+@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the synthetic dataset.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of training.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Processes for synth and cache  [default: all CPUs].")
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    run_dir: Path,
+    data_dir: Path,
+    classes: int,
+    clips_per_class: int,
+    frames: int,
+    size: int,
+    preset: str,
+    input_size: int,
+    batch_size: int,
+    epochs: int,
+    ic_epochs: int,
+    overrides: tuple[str, ...],
+    data_seed: int,
+    seed: int,
+    device: str,
+    jobs: int | None,
+) -> None:
+    """Run flatkd end to end on a synthetic dataset: the README's main command.
+
+    \b
+    Steps (each the `flatkd` command of the same name):
+      1. data synth       encode a seeded synthetic action dataset (MPEG-4 Part 2)
+      2. data cache       decode it once into I-frames, motion vectors and residuals
+      3. train            one multi-exit network per modality (backbone, then CE ICs)
+      4. rank-modalities  Hessian spectrum and loss surfaces of each network (--quick) -> chain.json
+      5. distill ce, pkd  the CE baseline and progressive KD along the chain
+      6. wise             weighted ensemble of all exits, accuracy vs MACs
+      7. report           RUN/report.md with the tables and figures
+
+    Running it again continues what is unfinished and keeps what is done (use the same options,
+    or another --run/--data). The defaults take a few minutes on 2 CPU cores; the sizes are
+    options, e.g. on a GPU:
+
+    \b
+      flatkd demo --run runs/demo-gpu --data data/demo-gpu --clips-per-class 60 \\
+          --frames 48 --size 128 --epochs 30 --ic-epochs 15 --device cuda
+
+    Each step's time goes to RUN/demo_steps.csv.
+    """
+    run = RunDir(run_dir)
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        (
+            "data synth",
+            lambda: ctx.invoke(
+                synth, out=data_dir, classes=classes, clips_per_class=clips_per_class,
+                frames=frames, size=str(size), seed=data_seed, jobs=jobs,
+            ),
+        ),  # fmt: skip
+        ("data cache", lambda: ctx.invoke(cache, dataset_dir=data_dir, size=size, jobs=jobs)),
+        (
+            "train",
+            lambda: None
+            if _trained(run)
+            else ctx.invoke(
+                train, data_dir=data_dir, modalities=MODALITIES, run_dir=run_dir, preset=preset,
+                epochs=epochs, ic_epochs=ic_epochs, batch_size=batch_size, seed=seed, device=device,
+                overrides=(f"input_size={input_size}", *overrides), resume=True,
+            ),
+        ),  # fmt: skip
+        ("rank-modalities", lambda: ctx.invoke(rank_modalities, run_dir=run_dir, quick=True)),
+        ("distill ce", lambda: ctx.invoke(distill, run_dir=run_dir, method="ce", resume=True)),
+        ("distill pkd", lambda: ctx.invoke(distill, run_dir=run_dir, method="pkd", resume=True)),
+        ("wise", lambda: ctx.invoke(wise, run_dir=run_dir, method="pkd")),
+        ("report", lambda: ctx.invoke(report, run_dir=run_dir)),
+    ]
+    timings = []
+    started = time.perf_counter()
+    for index, (name, step) in enumerate(steps, start=1):
+        click.secho(f"\n[{index}/{len(steps)}] flatkd {name}", bold=True)
+        begun = time.perf_counter()
+        step()
+        timings.append({"step": name, "seconds": round(time.perf_counter() - begun, 1)})
+    total = time.perf_counter() - started
+    timings.append({"step": "total", "seconds": round(total, 1)})
+    with atomic_open(run.path / "demo_steps.csv", "w", encoding="utf-8", newline="") as handle:
+        pd.DataFrame(timings).to_csv(handle, index=False)
+    click.echo("\n" + "  ".join(f"{t['step']} {t['seconds']:.0f} s" for t in timings))
+    click.echo(f"demo finished in {total / 60:.1f} min: see {run.path / 'report.md'}")
