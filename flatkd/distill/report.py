@@ -95,6 +95,19 @@ def wise_markdown(results: Mapping[str, WiseResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def accuracy_by_exit(table: pd.DataFrame, split: str = "test") -> dict[str, dict[str, list[float]]]:
+    """Accuracy (%) of every exit from an :func:`accuracy_rows` table: ``[method][modality][exit]``,
+    methods in :data:`METHODS` order, modalities in :data:`MODALITIES` order (empty: no logits)."""
+    part = table[table["split"] == split]
+    out: dict[str, dict[str, list[float]]] = {}
+    for method in (m for m in METHODS if m in set(part["method"])):
+        for modality in MODALITIES:
+            rows = part[(part["method"] == method) & (part["modality"] == modality)]
+            if not rows.empty:
+                out.setdefault(method, {})[modality] = (100 * rows.sort_values("exit")["accuracy"]).tolist()
+    return out
+
+
 def write_tables(run: RunDir, wise: Mapping[str, WiseResult] | None = None) -> pd.DataFrame:
     """Rebuild ``distill.csv``, ``distill.md`` (with the WISE results, if any) and
     ``figures/distill_exits.png`` (test accuracy per exit, one bar per method) from the run."""
@@ -105,13 +118,10 @@ def write_tables(run: RunDir, wise: Mapping[str, WiseResult] | None = None) -> p
     if wise:
         text += f"\n{wise_markdown(wise)}"
     write_text(run.path / "distill.md", text)
-    test = table[table["split"] == "test"]
-    if not test.empty:
-        accuracy = {
-            method: {m: (100 * rows.sort_values("exit")["accuracy"]).tolist() for m, rows in part.groupby("modality")}
-            for method, part in test.groupby("method", sort=False)
-        }
-        save_figure(exit_accuracy_figure(accuracy, title=f"{run.path.name}: test accuracy per exit"), run.figures_dir / "distill_exits.png")
+    accuracy = accuracy_by_exit(table)
+    if accuracy:
+        title = f"{run.path.name}: test accuracy per exit"
+        save_figure(exit_accuracy_figure(accuracy, title=title), run.figures_dir / "distill_exits.png")
     return table
 
 

@@ -34,7 +34,7 @@ from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
 from flatkd.fileio import atomic_open
 from flatkd.modalities import MODALITIES
 from flatkd.plots import save_figure
-from flatkd.plots.distill import wise_tradeoff_figure
+from flatkd.plots.distill import wise_tradeoff_figure, wise_variant_label
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.rundir import RunDir
 
@@ -102,7 +102,7 @@ def wise_for_run(
         save_wise(run.wise_path, results)
     written = [run.wise_path, _write_curves(run, results)]
     figure = wise_tradeoff_figure(
-        {_label(r): r for tag, r in results.items() if _method_of(tag) == method.name},
+        {wise_variant_label(r): r for tag, r in results.items() if _method_of(tag) == method.name},
         title=f"WISE on {method.name} exits",
     )
     written += save_figure(figure, run.figures_dir / f"wise_{method.name}.png")
@@ -113,11 +113,6 @@ def wise_for_run(
 
 def _method_of(variant: str) -> str:
     return variant.removesuffix("-no-lateral").removesuffix("-no-scaling")
-
-
-def _label(result: WiseResult) -> str:
-    ablations = [name for name, on in (("no scaling", result.scaling), ("no lateral", result.lateral)) if not on]
-    return f"WISE ({', '.join(ablations)})" if ablations else "WISE"
 
 
 def _write_curves(run: RunDir, results: Mapping[str, WiseResult]) -> Path:

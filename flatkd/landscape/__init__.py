@@ -29,7 +29,7 @@ from flatkd.landscape.exits import SelectExit
 from flatkd.landscape.hessian import Hessian
 from flatkd.landscape.hvp import HessianOperator
 from flatkd.landscape.linop import DenseOperator, LinearOperator
-from flatkd.landscape.measure import FlatnessSettings, Measurement, measure_network
+from flatkd.landscape.measure import FlatnessSettings, Measurement, load_density, measure_network
 from flatkd.landscape.objective import Objective
 from flatkd.landscape.ranking import FlatnessRecord, Ranking, flatness_table, rank_modalities
 from flatkd.landscape.results import DensityCurve, DensityEstimate, EigenEstimate, SpectrumEstimate, TraceEstimate
@@ -67,6 +67,7 @@ __all__ = [
     "hutchinson_trace",
     "hutchpp_trace",
     "lanczos_eigenvalues",
+    "load_density",
     "load_surface",
     "mean_loss_increase",
     "measure_network",

@@ -176,7 +176,7 @@ def _load_finished(store: Path | None, identity: dict[str, Any]) -> Measurement 
         return None
     paths = [store / f"{name}.safetensors" for name in ("line", "plane")]
     surfaces = [load_surface(path) if path.is_file() else None for path in paths]
-    return Measurement(FlatnessRecord(**saved["record"]), _load_density(store / "density.safetensors"), *surfaces)
+    return Measurement(FlatnessRecord(**saved["record"]), load_density(store / "density.safetensors"), *surfaces)
 
 
 def _save_density(path: Path, density: DensityEstimate) -> None:
@@ -187,7 +187,8 @@ def _save_density(path: Path, density: DensityEstimate) -> None:
     save_tensors(path, tensors, metadata={"dim": str(density.dim), "hvps": str(density.hvps), "method": density.method})
 
 
-def _load_density(path: Path) -> DensityEstimate:
+def load_density(path: Path) -> DensityEstimate:
+    """A spectral density saved by :func:`measure_network` (``flatness/<network>/density.safetensors``)."""
     tensors = load_tensors(path)
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata() or {}

@@ -14,13 +14,13 @@ from dataclasses import dataclass, fields
 import pandas as pd
 
 from flatkd.distill.methods import METHODS
-from flatkd.distill.report import accuracy_rows
+from flatkd.distill.report import accuracy_by_exit, accuracy_rows
 from flatkd.distill.wise import WiseConfig, WiseResult
 from flatkd.distill.wise_run import read_wise_results, variant_name
 from flatkd.errors import InputFileError, MissingPrerequisiteError
 from flatkd.fileio import read_json
 # the reader of the density files measure_network stores (private there: see the report to the lead)
-from flatkd.landscape.measure import _load_density as load_density
+from flatkd.landscape import load_density
 from flatkd.landscape.ranking import FlatnessRecord
 from flatkd.landscape.results import DensityEstimate
 from flatkd.landscape.surface_result import LossSurface, load_surface
@@ -92,18 +92,10 @@ def accuracy_by_method(run: RunDir, split: str = "test") -> dict[str, dict[str, 
     """Accuracy (%) of every exit: ``[method][modality][exit]`` for every method with ``split``
     logits in the run (``ce`` is the ``flatkd train`` baseline), in the order of
     :data:`flatkd.distill.methods.METHODS` and the canonical modality order."""
-    part = accuracy_rows(run)
-    part = part[part["split"] == split]
-    if part.empty:
+    accuracy = accuracy_by_exit(accuracy_rows(run), split)
+    if not accuracy:
         raise MissingPrerequisiteError(f"{run.path} has no {split} logits: run `flatkd train --run {run.path}` first")
-    return {
-        method: {
-            modality: (100 * rows.sort_values("exit")["accuracy"]).tolist()
-            for modality, rows in sorted(part[part["method"] == method].groupby("modality"), key=lambda g: _modality_order(g[0]))
-        }
-        for method in METHODS
-        if method in set(part["method"])
-    }
+    return accuracy
 
 
 def wise_by_method(run: RunDir) -> dict[str, dict[str, WiseResult]]:
