@@ -113,12 +113,13 @@ def demo(
       2. data cache       decode it once into I-frames, motion vectors and residuals
       3. train            one multi-exit network per modality (backbone, then CE ICs)
       4. rank-modalities  Hessian spectrum and loss surfaces of each network (--quick) -> chain.json
-      5. distill ce, pkd  the CE baseline and progressive KD along the chain
-      6. wise             weighted ensemble of all exits, accuracy vs MACs
-      7. report           RUN/report.md with the tables and figures
+      5. distill ce       the CE baseline (the ICs `flatkd train` trained)
+      6. distill pkd      progressive KD along the chain
+      7. wise             weighted ensemble of all exits, accuracy vs MACs
+      8. report           RUN/report.md with the tables and figures
 
     Running it again continues what is unfinished and keeps what is done (use the same options,
-    or another --run/--data). The defaults take a few minutes on 2 CPU cores; the sizes are
+    or another --run/--data). The defaults take about 5 minutes on 2 CPU cores; the sizes are
     options, e.g. on a GPU:
 
     \b
