@@ -15,9 +15,11 @@ import yaml
 from test_training import Interrupt, _kill_after
 from test_training_cli import _assert_one_line_error, _flatkd, dataset  # noqa: F401  (dataset: a fixture)
 
-from flatkd.distill import get_method, load_wise, resolve_settings, write_chain
+from flatkd.distill import load_wise, write_chain
+from flatkd.distill.methods import get_method
 from flatkd.distill.networks import load_stage_network
 from flatkd.distill.pipeline import distill
+from flatkd.distill.settings import resolve_settings
 from flatkd.fileio import load_tensors
 from flatkd.rundir import RunDir
 from flatkd.train import exit_accuracy, load_train_config

@@ -11,7 +11,8 @@ Method cores:
 - :mod:`flatkd.distill.genkd`: attention head, conditional VAE, adapters, their losses;
 - :mod:`flatkd.distill.genkd_train`: the two-stage generative-KD epoch.
 
-On a run directory:
+On a run directory (import them from their modules; the package imports only the cores, so that
+importing a core does not load the training stack, the figures and the report):
 
 - :mod:`flatkd.distill.methods`: the ``--method`` choices and the stages they write;
 - :mod:`flatkd.distill.settings`: ``distill.<method>.<modality>`` settings;
@@ -27,24 +28,17 @@ from flatkd.distill.chain import MODALITIES, Chain, read_chain, write_chain
 from flatkd.distill.genkd import GenKDBranch, GenKDConfig, GenKDStudent
 from flatkd.distill.genkd_train import FeatureNetwork, genkd_epoch
 from flatkd.distill.kd import KDLoss
-from flatkd.distill.methods import METHODS, Method, get_method
-from flatkd.distill.pipeline import distill
 from flatkd.distill.pkd import PKDConfig, PKDLoss, PKDSchedule, Teacher, build_schedule
-from flatkd.distill.settings import DistillConfig, resolve_settings
 from flatkd.distill.wise import WiseConfig, WiseResult, load_wise, run_wise, save_wise
-from flatkd.distill.wise_run import wise_for_run
 
 __all__ = [
-    "METHODS",
     "MODALITIES",
     "Chain",
-    "DistillConfig",
     "FeatureNetwork",
     "GenKDBranch",
     "GenKDConfig",
     "GenKDStudent",
     "KDLoss",
-    "Method",
     "PKDConfig",
     "PKDLoss",
     "PKDSchedule",
@@ -52,14 +46,10 @@ __all__ = [
     "WiseConfig",
     "WiseResult",
     "build_schedule",
-    "distill",
     "genkd_epoch",
-    "get_method",
     "load_wise",
     "read_chain",
-    "resolve_settings",
     "run_wise",
     "save_wise",
-    "wise_for_run",
     "write_chain",
 ]

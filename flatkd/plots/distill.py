@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,10 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from flatkd.distill.wise import WiseResult, parse_exit
 from flatkd.plots import MODALITY_COLORS, MODALITY_LABELS, paper_style
-
-if TYPE_CHECKING:
-    from flatkd.distill.wise import WiseResult
 
 #: How figures name the distillation methods of :data:`flatkd.distill.methods.METHODS`.
 METHOD_LABELS = {
@@ -115,10 +112,6 @@ def _draw_tradeoff(
         ax.plot(result.at_tau.macs / scale, 100 * result.at_tau.accuracy, "o", mfc="none", ms=9, color="black")
         curves.append(line)
     first = next(iter(results.values()))
-    # imported here: flatkd.distill's package imports this module (through its report), so a
-    # module-level import would make importing this module first a circular import
-    from flatkd.distill.wise import parse_exit
-
     exits = [parse_exit(name) for name in first.order]
     for (modality, index), macs, accuracy in zip(exits, first.exit_macs, first.exit_accuracy):
         ax.scatter(
