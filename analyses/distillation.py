@@ -33,7 +33,7 @@
 # %%
 from IPython.display import Image, Markdown
 
-from flatkd.distill.report import accuracy_markdown, accuracy_rows
+from flatkd.runs.tables import accuracy_markdown, accuracy_rows
 from flatkd.plots import save_figure
 from flatkd.plots.distill import METHOD_LABELS, exit_accuracy_figure, exit_gain_figure
 from flatkd.report import accuracy_by_method, analysis_paths

@@ -34,8 +34,8 @@
 # %%
 from IPython.display import Image, Markdown
 
-from flatkd.distill.report import wise_markdown
-from flatkd.distill.wise_run import read_wise_results
+from flatkd.runs.tables import wise_markdown
+from flatkd.runs.wise import read_wise_results
 from flatkd.plots import save_figure
 from flatkd.plots.distill import METHOD_LABELS, wise_tradeoff_panels
 from flatkd.report import analysis_paths, wise_by_method

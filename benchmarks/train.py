@@ -34,9 +34,9 @@ from flatkd.data.dataset_splits import list_videos
 from flatkd.data.synth.build import generate_synthetic
 from flatkd.modalities import MODALITIES
 from flatkd.models import build_model
-from flatkd.rundir import RunDir
-from flatkd.train import ExitCrossEntropy, TrainConfig, fit
-from flatkd.train.datasets import open_split_data, resolve_data_source
+from flatkd.runs.rundir import RunDir
+from flatkd.train import ExitCrossEntropy, TrainConfig, fit_loss
+from flatkd.runs.data_source import open_split_data, resolve_data_source
 
 TARGET_WAIT = 0.10
 
@@ -72,11 +72,11 @@ def one_epoch(
     model = build_model(config.preset, modality, num_classes=10)
     model.set_trainable("backbone")
     rows: list[dict[str, Any]] = []
-    fit(
+    fit_loss(
         model,
         train,
         val,
-        run=RunDir(workdir),
+        RunDir(workdir).stage_files("bench", modality),
         stage="bench",
         config=config,
         stage_config=config.backbone,

@@ -19,9 +19,9 @@ import pytest
 from conftest import DemoRun
 from matplotlib.colors import LogNorm
 
-from flatkd.distill.methods import METHODS
+from flatkd.runs.methods import METHODS
 from flatkd.distill.wise import WiseConfig
-from flatkd.distill.wise_run import variant_name
+from flatkd.runs.wise import variant_name
 from flatkd.errors import MissingPrerequisiteError
 from flatkd.plots.distill import exit_gain_figure, wise_tradeoff_panels
 from flatkd.plots.landscape import plot_flatness_metrics, plot_loss_planes
@@ -33,7 +33,7 @@ from flatkd.report import (
     flatness_records,
     wise_by_method,
 )
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 #: notebook -> the figures it writes (each as PDF and PNG)

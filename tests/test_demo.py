@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from conftest import DemoRun, demo_args
 
 from flatkd.cli import cli
-from flatkd.distill import load_wise, read_chain
+from flatkd.distill import load_wise
+from flatkd.runs.chain import read_chain
+from flatkd.runs.rundir import RunDir
 
 
 STEPS = ["data synth", "data cache", "train", "rank-modalities", "distill ce", "distill pkd", "wise", "report", "total"]
@@ -29,7 +31,7 @@ def _digests(run: Path) -> dict[str, str]:
 def test_demo_runs_every_step_into_one_run_directory(demo_run: DemoRun) -> None:
     run = demo_run.run
     assert list(pd.read_csv(run / "demo_steps.csv")["step"]) == STEPS
-    chain = read_chain(run).order
+    chain = read_chain(RunDir(run)).order
     assert sorted(chain) == ["iframe", "mv", "residual"]
     table = pd.read_csv(run / "distill.csv")
     for method in ("ce", "pkd"):

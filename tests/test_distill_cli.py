@@ -15,15 +15,18 @@ import yaml
 from test_training import Interrupt, _kill_after
 from test_training_cli import _assert_one_line_error, _flatkd, dataset  # noqa: F401  (dataset: a fixture)
 
-from flatkd.distill import load_wise, write_chain
-from flatkd.distill.methods import get_method
-from flatkd.distill.networks import load_stage_network
-from flatkd.distill.pipeline import distill
-from flatkd.distill.settings import resolve_settings
+from flatkd.distill import load_wise
+from flatkd.landscape.chain import Chain
+from flatkd.runs.chain import write_chain
+from flatkd.runs.methods import get_method
+from flatkd.runs.networks import load_stage_network
+from flatkd.runs.distill import distill
+from flatkd.runs.distill_settings import resolve_settings
 from flatkd.fileio import load_tensors
-from flatkd.rundir import RunDir
-from flatkd.train import exit_accuracy, load_train_config
-from flatkd.train.datasets import open_split_data, resolve_data_source
+from flatkd.runs.rundir import RunDir
+from flatkd.runs.training import load_train_config
+from flatkd.train import exit_accuracy
+from flatkd.runs.data_source import open_split_data, resolve_data_source
 
 TRAIN = ["--set", "input_size=32", "--set", "num_segments=2", "--set", "workers=0", "--batch-size", "4"]
 CHAIN = ["residual", "iframe", "mv"]  # sharpest first; not the paper's order on purpose
@@ -43,7 +46,7 @@ def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  #
 def _copy(run: Path, to: Path, chain: bool = True) -> Path:
     shutil.copytree(run, to)
     if chain:
-        write_chain(to, CHAIN)
+        write_chain(RunDir(to), Chain(tuple(CHAIN)))
     return to
 
 
@@ -159,7 +162,7 @@ def test_missing_prerequisites_and_bad_requests_give_one_line_errors(trained: Pa
     _assert_one_line_error(
         _flatkd("distill", "--run", str(run), "--method", "pkd"), f"run `flatkd rank-modalities --run {run}` first"
     )
-    write_chain(run, CHAIN)
+    write_chain(RunDir(run), Chain(tuple(CHAIN)))
     (run / "checkpoints" / "ic-ce" / "residual.safetensors").unlink()
     _assert_one_line_error(
         _flatkd("distill", "--run", str(run), "--method", "pkd", "--modality", "mv"),

@@ -14,7 +14,7 @@ from flatkd.errors import InputFileError
 from flatkd.fileio import write_json
 from flatkd.models import build_model, exit_costs, exit_macs
 from flatkd.models.exits import POOL_GRID
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 
 def _clips(channels: int, batch: int = 2, segments: int = 3, size: int = 48) -> torch.Tensor:

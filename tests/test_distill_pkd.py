@@ -9,13 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical, kl_divergence
 
-from flatkd.distill.chain import read_chain, write_chain
+from flatkd.landscape.chain import Chain
+from flatkd.runs.chain import read_chain, write_chain
+from flatkd.runs.rundir import RunDir
 from flatkd.distill.kd import KDLoss
 from flatkd.distill.pkd import PKDConfig, PKDLoss, build_schedule
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 from flatkd.train.losses import Batch
-from flatkd.train.stages import FINAL_TRAIN_STAGE
+from flatkd.runs.training import FINAL_TRAIN_STAGE
 
 
 def expected(phases: list[tuple[range, str]], epochs: int) -> list[str]:
@@ -57,8 +59,8 @@ CASES = [
 def test_teacher_at_every_epoch_follows_chain_json(
     tmp_path: Path, chain: list[str], student: str, epochs: int, config: PKDConfig, phases: list[tuple[range, str]]
 ) -> None:
-    write_chain(tmp_path, chain, metric="hessian_trace", scores={m: float(i) for i, m in enumerate(chain)})
-    schedule = build_schedule(read_chain(tmp_path).order, student, epochs, config)
+    write_chain(RunDir(tmp_path), Chain(tuple(chain), "trace", {m: float(i) for i, m in enumerate(chain)}))
+    schedule = build_schedule(read_chain(RunDir(tmp_path)).order, student, epochs, config)
     got = [schedule.teacher_at(e).label for e in range(epochs)]
     assert got == expected(phases, epochs)
     for e in range(epochs):
@@ -107,7 +109,7 @@ def test_phases_that_do_not_fit_are_config_errors(epochs: int, config: PKDConfig
 
 def test_missing_chain_names_rank_modalities(tmp_path: Path) -> None:
     with pytest.raises(MissingPrerequisiteError, match=rf"flatkd rank-modalities --run {tmp_path}"):
-        read_chain(tmp_path)
+        read_chain(RunDir(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -126,7 +128,7 @@ def test_missing_chain_names_rank_modalities(tmp_path: Path) -> None:
 def test_malformed_chain_is_one_line_naming_rank_modalities(tmp_path: Path, content: str, problem: str) -> None:
     (tmp_path / "chain.json").write_text(content)
     with pytest.raises(InputFileError, match="rank-modalities") as info:
-        read_chain(tmp_path)
+        read_chain(RunDir(tmp_path))
     assert problem in str(info.value)
     assert "\n" not in str(info.value)
 

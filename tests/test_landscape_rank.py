@@ -15,10 +15,10 @@ from flatkd.cli.landscape import flatness_settings
 from flatkd.data.cache import build_cache, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.synth import SynthSettings, generate_synthetic
-from flatkd.distill.chain import read_chain
+from flatkd.runs.chain import read_chain
 from flatkd.landscape import FlatnessSettings, LandscapeInputError
 from flatkd.landscape.ranking import FlatnessRecord, rank_modalities
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 
 def record(modality: str, trace: float, stderr: float, top: float, increase: float | None = 0.1) -> FlatnessRecord:
@@ -29,7 +29,7 @@ def record(modality: str, trace: float, stderr: float, top: float, increase: flo
 def test_ranking_orders_by_the_primary_metric_and_warns() -> None:
     records = [record("mv", 90.0, 1.0, 9.0), record("iframe", 10.0, 1.0, 1.0), record("residual", 50.0, 1.0, 5.0)]
     ranking = rank_modalities(records)
-    assert ranking.flattest_first == ("iframe", "residual", "mv") and ranking.chain == ("mv", "residual", "iframe")
+    assert ranking.flattest_first == ("iframe", "residual", "mv") and ranking.chain.order == ("mv", "residual", "iframe")
     assert ranking.scores == {"iframe": 10.0, "residual": 50.0, "mv": 90.0} and ranking.warnings == ()
 
     close = [dataclasses.replace(records[0], trace=52.0), records[1], records[2]]
@@ -94,7 +94,7 @@ def test_rank_modalities_writes_table_chain_and_figures_and_resumes(trained: Pat
     assert (table["trace_stderr"] > 0).all() and table["epsilon_sharpness"].notna().all()
     settings = RunDir(trained).read_config()["landscape"]  # --quick's, where no option was given
     assert (settings["runs"], settings["sharpness_steps"], settings["samples"], settings["steps"]) == (1, 5, 4, 3)
-    chain = read_chain(trained)
+    chain = read_chain(RunDir(trained))
     flattest = table.sort_values("trace")["modality"].tolist()
     assert chain.order == tuple(reversed(flattest)) and chain.metric == "trace"
     assert f"flattest -> sharpest by trace: {flattest[0]}" in result.output

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flatkd.errors import InputFileError, MissingPrerequisiteError
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 
 def test_metrics_rows_are_replaced_per_stage_and_modality(tmp_path: Path) -> None:

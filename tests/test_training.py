@@ -14,7 +14,7 @@ from flatkd.config import from_dict
 from flatkd.errors import ConfigError, FlatkdError
 from flatkd.fileio import load_tensors
 from flatkd.models import build_model
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 from flatkd.train import (
     Batch,
     ExitCrossEntropy,
@@ -24,7 +24,7 @@ from flatkd.train import (
     StageConfig,
     TeacherLogits,
     TrainConfig,
-    fit,
+    fit_loss,
     load_network,
     train_network,
 )
@@ -100,13 +100,13 @@ def test_ic_training_leaves_the_frozen_backbone_bit_identical(tmp_path: Path) ->
     data = _data()
     config = _config()
     model.set_trainable("backbone")
-    common = {"run": run, "config": config}
-    fit(model, data.train, data.val, stage="backbone", stage_config=config.backbone,
+    common = {"config": config}
+    fit_loss(model, data.train, data.val, run.stage_files("backbone", "residual"), stage="backbone", stage_config=config.backbone,
         loss=ExitCrossEntropy((-1,)), monitor=(-1,), **common)  # fmt: skip
     frozen = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("ics.")}
     ics_before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("ics.")}
     model.set_trainable("ics")
-    result = fit(model, data.train, data.val, stage="ic-ce", stage_config=config.ics,
+    result = fit_loss(model, data.train, data.val, run.stage_files("ic-ce", "residual"), stage="ic-ce", stage_config=config.ics,
                  loss=ExitCrossEntropy((0, 1, 2)), monitor=(0, 1, 2), **common)  # fmt: skip
     after = model.state_dict()
     assert any("running_mean" in k for k in frozen) and any("data_bn" in k for k in frozen)
@@ -169,11 +169,11 @@ def test_teacher_hook_runs_other_modalities_of_the_same_clips(tmp_path: Path) ->
     student.set_trainable("ics")
     config = _config()
     data = _data(16)
-    fit(
+    fit_loss(
         student,
         data.train,
         data.val,
-        run=RunDir(tmp_path),
+        RunDir(tmp_path).stage_files("ic-kd", "mv"),
         stage="ic-kd",
         config=config,
         stage_config=StageConfig(epochs=1),
@@ -233,11 +233,11 @@ def test_config_rejects_wrong_keys_and_values() -> None:
     with pytest.raises(ConfigError, match="exceeds the 8 training clips"):
         config = _config(batch_size=16)
         net = build_model("cpu-tiny", "mv", 4)
-        fit(
+        fit_loss(
             net,
             StandInClips(8),
             StandInClips(4, train=False),
-            run=RunDir("unused"),
+            RunDir("unused").stage_files("backbone", "mv"),
             stage="backbone",
             config=config,
             stage_config=config.backbone,
@@ -245,11 +245,11 @@ def test_config_rejects_wrong_keys_and_values() -> None:
             monitor=(-1,),
         )
     with pytest.raises(ConfigError, match="the validation split is empty"):
-        fit(
+        fit_loss(
             build_model("cpu-tiny", "mv", 4),
             StandInClips(8),
             StandInClips(0, train=False),
-            run=RunDir("unused"),
+            RunDir("unused").stage_files("backbone", "mv"),
             stage="backbone",
             config=_config(),
             stage_config=StageConfig(epochs=1),

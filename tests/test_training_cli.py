@@ -16,7 +16,7 @@ from flatkd.data.cache import build_cache, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.synth import SynthSettings, generate_synthetic
 from flatkd.data.synth.design import class_table
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 TINY = SynthSettings(classes=4, clips_per_class=8, clips_per_group=2, frames=26, width=64, height=48, seed=3)
 FAST = [

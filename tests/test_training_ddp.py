@@ -24,8 +24,9 @@ from test_training_standin import StandInClips
 
 from flatkd.config import from_dict
 from flatkd.fileio import load_tensors
-from flatkd.rundir import RunDir
-from flatkd.train import SplitData, TrainConfig, init_from_env, train_network
+from flatkd.runs.rundir import RunDir
+from flatkd.runs.training import SplitData, train_network
+from flatkd.train import TrainConfig, init_from_env
 
 
 def _config(sync_bn: bool) -> TrainConfig:

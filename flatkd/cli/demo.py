@@ -16,13 +16,12 @@ from flatkd.cli.distill import distill, wise
 from flatkd.cli.landscape import rank_modalities
 from flatkd.cli.report import report
 from flatkd.cli.train import train
-from flatkd.distill.ic_training import stage_complete
+from flatkd.runs.ic_training import stage_complete
 from flatkd.fileio import atomic_open
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
-from flatkd.rundir import RunDir
-from flatkd.train import FINAL_TRAIN_STAGE
-from flatkd.train.stages import load_train_config
+from flatkd.runs.rundir import RunDir
+from flatkd.runs.training import FINAL_TRAIN_STAGE, load_train_config
 
 
 def _trained(run: RunDir) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,16 +11,17 @@ import pandas as pd
 
 from flatkd.cli.common import progress, run_option
 from flatkd.config import from_dict, merge, read_yaml, to_dict
-from flatkd.distill.methods import METHODS, get_method
-from flatkd.distill.pipeline import distill as run_distill
-from flatkd.distill.report import accuracy_markdown
-from flatkd.distill.settings import resolve_settings
+from flatkd.runs.methods import METHODS, get_method
+from flatkd.runs.distill import distill as run_distill
+from flatkd.runs.tables import accuracy_markdown
+from flatkd.runs.distill_settings import resolve_settings
 from flatkd.distill.wise import WiseConfig
-from flatkd.distill.wise_run import wise_for_run
-from flatkd.errors import ConfigError
+from flatkd.runs.wise import wise_for_run
 from flatkd.modalities import MODALITIES
-from flatkd.rundir import RunDir
-from flatkd.train.stages import load_train_config
+from flatkd.progress import no_progress
+from flatkd.runs.rundir import RunDir
+from flatkd.train import init_from_env
+from flatkd.runs.training import load_train_config
 
 _config_option = click.option(
     "--config",
@@ -95,8 +95,6 @@ def distill(
       flatkd distill --run runs/r1 --method pkd --resume             # after a kill
       flatkd distill --run runs/r1 --method genkd --genkd-epochs 4
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("flatkd distill runs in one process: start it without torchrun")
     run = RunDir(run_dir)
     chosen = get_method(method)
     if not modalities:
@@ -113,8 +111,13 @@ def distill(
         )
         for m in modalities
     }
+    env = init_from_env(load_train_config(run, modalities[0]).device if modalities else "auto")
+    env.barrier()  # every process has resolved the settings before rank 0 records them
     started = time.perf_counter()
-    reports = run_distill(run, chosen, configs, resume=resume, workers=workers, progress=progress)
+    bars = progress if env.is_main else no_progress
+    reports = run_distill(run, chosen, configs, resume=resume, workers=workers, env=env, progress=bars)
+    if not env.is_main:
+        return
     for report in reports:
         click.echo(f"{report.stage:15s} {report.modality:9s} {report.status}")
     click.echo(f"{chosen.name}: {time.perf_counter() - started:.1f} s\n")

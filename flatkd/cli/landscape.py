@@ -103,7 +103,7 @@ def rank_modalities(
       flatkd rank-modalities --run runs/r1 --quick
       flatkd rank-modalities --run runs/r1 --exits all --backend pyhessian
     """
-    from flatkd.landscape.run_ranking import rank_run
+    from flatkd.runs.ranking import rank_run
 
     result = rank_run(
         run_dir, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
@@ -121,7 +121,7 @@ def rank_modalities(
     ranking = result.ranking
     ordered = " < ".join(f"{m} ({ranking.scores[m]:.4g})" for m in ranking.flattest_first)
     click.echo(f"\nflattest -> sharpest by {ranking.metric}: {ordered}")
-    click.echo(f"distillation chain (sharpest first): {' -> '.join(ranking.chain)}")
+    click.echo(f"distillation chain (sharpest first): {' -> '.join(ranking.chain.order)}")
     for warning in ranking.warnings:
         click.echo(f"warning: {warning}", err=True)
     for path in result.written:

@@ -14,10 +14,10 @@ from flatkd.errors import ConfigError, FlatkdError
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
 from flatkd.progress import no_progress
-from flatkd.rundir import RunDir
-from flatkd.train import FINAL_TRAIN_STAGE, TrainConfig, exit_accuracy, init_from_env, train_network
-from flatkd.train.datasets import open_split_data, record_data_source, resolve_data_source
-from flatkd.train.stages import export_logits, load_network, load_train_config, record_macs
+from flatkd.runs.rundir import RunDir
+from flatkd.train import TrainConfig, exit_accuracy, init_from_env
+from flatkd.runs.data_source import open_split_data, record_data_source, resolve_data_source
+from flatkd.runs.training import FINAL_TRAIN_STAGE, export_logits, load_network, load_train_config, record_macs, train_network
 
 
 

@@ -1,4 +1,5 @@
-"""The two-stage epoch of generative feature KD (see :mod:`flatkd.distill.genkd` for the pieces).
+"""The two-stage epoch of generative feature KD as a training step of :func:`flatkd.train.fit`
+(see :mod:`flatkd.distill.genkd` for the pieces).
 
 Following the official code (github.com/aaai-24/Generative-based-KD,
 ``recognition/train_Top_I3D_KD.py``), every epoch makes two passes over the training data:
@@ -15,15 +16,17 @@ summed over time, i.e. a second softmax; flatkd uses the logits); pass another (
 closure) for ``--method pkd+genkd``. Without a teacher the same epoch is the paper's "Feature
 Representation" phase, which trains a teacher's branch before it can teach.
 
-The networks only need :class:`FeatureNetwork`'s two methods; the batches are
-``(student input, teacher input or None, labels)`` with both inputs from the same clips, and the
-iterable is read twice per epoch (a DataLoader is).
+:class:`GenKDStep` is that epoch: two phases over the same batches (``cvae`` then ``net``), each
+with its own optimiser; the training loop runs them, so generative KD gets the loop's learning-rate
+schedule (per step), resume, DDP, bf16 autocast and metrics. The networks only need
+:class:`FeatureNetwork`'s two methods; a batch carries the student's and the teacher's modality
+of the same clips.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import torch
@@ -31,9 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from flatkd.distill.genkd import GenKDBranch, GenKDConfig, GenKDStudent, cvae_loss, reweight
-from flatkd.progress import ProgressFactory, no_progress
+from flatkd.train.losses import Batch
+from flatkd.train.steps import Optimised, Phase, StepOutput
 
-Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
 TaskLoss = Callable[[Any, torch.Tensor], torch.Tensor]
 
 
@@ -127,63 +130,75 @@ def _frozen(params: Iterable[nn.Parameter]) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """One update that leaves no gradients behind for the other stage to trip over."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+class GenKDStep:
+    """One generative-KD epoch as two phases of a :class:`flatkd.train.Step`.
 
+    - ``cvae`` (optimiser ``cvae``, which should hold ``student.cvae_parameters()``): the student
+      network in eval mode and frozen, :func:`cvae_stage_loss` on its features;
+    - ``net`` (optimiser ``network``: the network's trainable parameters and
+      ``student.network_parameters()``): CVAE frozen, :func:`network_stage_loss`, Attention
+      Distillation against the teacher's attention on its own modality of the same clips.
 
-def genkd_epoch(
-    batches: Iterable[Batch],
-    epoch: int,
-    student_net: FeatureNetwork,
-    student: GenKDStudent,
-    cvae_optimizer: torch.optim.Optimizer,
-    network_optimizer: torch.optim.Optimizer,
-    teacher_net: FeatureNetwork | None = None,
-    teacher: GenKDBranch | None = None,
-    config: GenKDConfig = GenKDConfig(),
-    task_loss: TaskLoss = F.cross_entropy,
-    progress: ProgressFactory = no_progress,
-) -> dict[str, float]:
-    """One epoch: the CVAE stage over ``batches``, then the network stage over them again.
-
-    ``cvae_optimizer`` should hold ``student.cvae_parameters()``; ``network_optimizer`` the
-    network's trainable parameters and ``student.network_parameters()``. The teacher (network
-    and branch) runs in eval mode and is never updated. Returns the mean of every loss term over
-    the batches, keyed ``cvae_<term>`` and ``net_<term>``.
+    The teacher (``teacher_net`` and its ``teacher`` branch, both or neither) runs in eval mode and
+    is never updated. ``kept`` is what the stage's best-weights file holds (the student network,
+    or the branch when training a teacher's branch); every weight of the student network and its
+    branch goes into the resume state.
     """
-    if (teacher_net is None) != (teacher is None):
-        raise ValueError("pass both teacher_net and teacher, or neither")
-    if teacher is not None:
-        teacher.eval()
-        teacher_net.train(False)
-    total = len(batches) if isinstance(batches, Sized) else None
-    history: dict[str, list[float]] = {}
-    with _frozen([] if teacher is None else teacher.parameters()):
-        student_net.train(False)
-        with progress(total=total, desc=f"genkd epoch {epoch}: CVAE stage") as bar:
-            for inputs, _, _ in batches:
-                with torch.no_grad():
-                    features = student_net.features(inputs)
-                losses = cvae_stage_loss(features, student, teacher, config)
-                _step(cvae_optimizer, losses["total"])
-                for name, value in losses.items():
-                    history.setdefault(f"cvae_{name}", []).append(value.item())
-                bar.update(1)
-        student_net.train(True)
-        stage_two = progress(total=total, desc=f"genkd epoch {epoch}: network stage")
-        with _frozen(student.cvae_parameters()), stage_two as bar:
-            for inputs, teacher_inputs, labels in batches:
-                target = None if teacher is None else teacher_attention(teacher_net, teacher, teacher_inputs)
-                features = student_net.features(inputs)
-                losses = network_stage_loss(
-                    features, labels, student_net.classify, student, epoch, config, target, task_loss
-                )
-                _step(network_optimizer, losses["total"])
-                for name, value in losses.items():
-                    history.setdefault(f"net_{name}", []).append(value.item())
-                bar.update(1)
-    return {name: sum(values) / len(values) for name, values in history.items()}
+
+    phases = (Phase("cvae", "cvae"), Phase("net", "network"))
+
+    def __init__(
+        self,
+        student_net: FeatureNetwork,
+        student: GenKDStudent,
+        optimizers: Mapping[str, Optimised],
+        *,
+        modality: str,
+        kept: nn.Module,
+        teacher_net: FeatureNetwork | None = None,
+        teacher: GenKDBranch | None = None,
+        teacher_modality: str | None = None,
+        config: GenKDConfig = GenKDConfig(),
+        task_loss: TaskLoss = F.cross_entropy,
+    ) -> None:
+        if (teacher_net is None) != (teacher is None) or (teacher is None) != (teacher_modality is None):
+            raise ValueError("pass teacher_net, teacher and teacher_modality, or none of them")
+        if set(optimizers) != {"cvae", "network"}:
+            raise ValueError(f"expected optimisers 'cvae' and 'network', got {sorted(optimizers)}")
+        self.student_net, self.student, self.optimizers = student_net, student, dict(optimizers)
+        self.modality, self.kept, self.config, self.task_loss = modality, kept, config, task_loss
+        self.teacher_net, self.teacher, self.teacher_modality = teacher_net, teacher, teacher_modality
+        self.trained = nn.ModuleDict({"net": student_net, "genkd": student})  # type: ignore[dict-item]
+        self.helpers = [] if teacher is None else [teacher_net, teacher]
+
+    @contextlib.contextmanager
+    def phase(self, phase: Phase) -> Iterator[None]:
+        teacher_params = [] if self.teacher is None else list(self.teacher.parameters())
+        if self.teacher is not None:
+            self.teacher.eval()
+            self.teacher_net.train(False)
+        cvae_stage = phase.name == "cvae"
+        frozen = teacher_params if cvae_stage else [*teacher_params, *self.student.cvae_parameters()]
+        self.student.train()
+        self.student_net.train(not cvae_stage)
+        with _frozen(frozen):
+            yield
+
+    def __call__(self, phase: Phase, batch: Batch) -> StepOutput:
+        inputs = batch.inputs[self.modality]
+        if phase.name == "cvae":
+            with torch.no_grad():
+                features = self.student_net.features(inputs)
+            return StepOutput(cvae_stage_loss(features, self.student, self.teacher, self.config))
+        target = None
+        if self.teacher is not None:
+            target = teacher_attention(self.teacher_net, self.teacher, batch.inputs[self.teacher_modality])
+        features = self.student_net.features(inputs)
+        losses = network_stage_loss(
+            features, batch.labels, self.student_net.classify, self.student, batch.epoch, self.config,
+            target, self.task_loss,
+        )  # fmt: skip
+        return StepOutput(losses)
+
+    def epoch_columns(self, epoch: int) -> dict[str, float]:
+        return {"recon_weight": recon_ramp(epoch, self.config)}

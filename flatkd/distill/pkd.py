@@ -43,7 +43,8 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 
-from flatkd.distill.chain import MODALITIES, Chain
+from flatkd.landscape.chain import Chain
+from flatkd.modalities import MODALITIES
 from flatkd.distill.kd import KDLoss
 from flatkd.errors import ConfigError
 

@@ -20,7 +20,7 @@ to reparametrisation (Dinh et al., "Sharp minima can generalize for deep nets", 
 compare networks trained the same way.
 
 PKD visits teachers from the sharpest minimum to the flattest, so the distillation chain is the
-ranking reversed (``chain.json``, see :mod:`flatkd.distill.chain`).
+ranking reversed (``chain.json``, see :mod:`flatkd.landscape.chain`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from flatkd.landscape.chain import Chain
 from flatkd.landscape.errors import LandscapeInputError
 
 #: metric name -> (record field, its uncertainty field or None); larger values are sharper
@@ -84,9 +85,9 @@ class Ranking:
     warnings: tuple[str, ...]
 
     @property
-    def chain(self) -> tuple[str, ...]:
-        """PKD's teacher order: sharpest first."""
-        return tuple(reversed(self.flattest_first))
+    def chain(self) -> Chain:
+        """PKD's teacher order (sharpest first) with this ranking's metric, scores and warnings."""
+        return Chain(tuple(reversed(self.flattest_first)), self.metric, self.scores, self.warnings)
 
 
 def flatness_table(records: Sequence[FlatnessRecord]) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from flatkd.distill.wise import WiseResult, parse_exit
 from flatkd.plots import MODALITY_COLORS, MODALITY_LABELS, paper_style
 
-#: How figures name the distillation methods of :data:`flatkd.distill.methods.METHODS`.
+#: How figures name the distillation methods of :data:`flatkd.runs.methods.METHODS`.
 METHOD_LABELS = {
     "ce": "CE",
     "kd": "KD",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flatkd.errors import MissingPrerequisiteError
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 RUN_VARIABLE = "FLATKD_RUN"
 FIGURES_VARIABLE = "FLATKD_FIGURES"

@@ -1,17 +1,17 @@
 """The report's distillation sections: accuracy of every exit per method (the table of
-:func:`flatkd.distill.report.accuracy_markdown`), each method's gain over the CE baseline, and the
-WISE trade-off (:func:`flatkd.distill.report.wise_markdown`), with their figures."""
+:func:`flatkd.runs.tables.accuracy_markdown`), each method's gain over the CE baseline, and the
+WISE trade-off (:func:`flatkd.runs.tables.wise_markdown`), with their figures."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from flatkd.distill.report import accuracy_markdown, wise_markdown
-from flatkd.distill.wise_run import read_wise_results
+from flatkd.runs.tables import accuracy_markdown, wise_markdown
+from flatkd.runs.wise import read_wise_results
 from flatkd.errors import FlatkdError
 from flatkd.modalities import MODALITIES
 from flatkd.report.markdown import FigureLinks, table, todo
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 BASELINE = "ce"
 

@@ -14,14 +14,14 @@ import os
 from pathlib import Path
 
 from flatkd import __version__
-from flatkd.distill.report import accuracy_rows
+from flatkd.runs.tables import accuracy_rows
 from flatkd.errors import MissingPrerequisiteError
 from flatkd.fileio import write_text
 from flatkd.report.distill_section import distillation_section, wise_section
 from flatkd.report.flatness_section import flatness_section
 from flatkd.report.markdown import FigureLinks
 from flatkd.report.run_summary import data_section, has_trained_network, training_section
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 REPORT_NAME = "report.md"
 

@@ -3,11 +3,11 @@ follows (``chain.json``) with the ranking's warnings, and the flatness figures."
 
 from __future__ import annotations
 
-from flatkd.distill.chain import read_chain
+from flatkd.runs.chain import read_chain
 from flatkd.errors import FlatkdError
 from flatkd.report.markdown import FigureLinks, number, percent, table, todo, with_error
 from flatkd.report.run_results import chain_warnings, flatness_records
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 
 def flatness_section(run: RunDir, figures: FigureLinks) -> str:
@@ -50,7 +50,7 @@ def _chain(run: RunDir, command: str) -> str:
     if not run.chain_path.is_file():
         return todo("No chain.json yet", command)
     try:
-        chain = read_chain(run.path)
+        chain = read_chain(run)
     except FlatkdError as exc:
         return f"_{exc}_\n"
     scores = ", ".join(f"{m} {number(chain.scores[m])}" for m in chain.order) if chain.scores else "–"

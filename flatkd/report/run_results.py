@@ -13,10 +13,10 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
-from flatkd.distill.methods import METHODS
-from flatkd.distill.report import accuracy_by_exit, accuracy_rows
+from flatkd.runs.methods import METHODS
+from flatkd.runs.tables import accuracy_by_exit, accuracy_rows
 from flatkd.distill.wise import WiseConfig, WiseResult
-from flatkd.distill.wise_run import read_wise_results, variant_name
+from flatkd.runs.wise import read_wise_results, variant_name
 from flatkd.errors import InputFileError, MissingPrerequisiteError
 from flatkd.fileio import read_json
 # the reader of the density files measure_network stores (private there: see the report to the lead)
@@ -26,7 +26,7 @@ from flatkd.landscape.results import DensityEstimate
 from flatkd.landscape.surface_result import LossSurface, load_surface
 from flatkd.modalities import MODALITIES
 from flatkd.plots.distill import wise_variant_label
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 
 _INTEGER_FIELDS = ("exit", "parameters", "hvps")
@@ -82,7 +82,7 @@ def flatness_curves(run: RunDir) -> FlatnessCurves:
 
 def chain_warnings(run: RunDir) -> list[str]:
     """The disagreement warnings ``flatkd rank-modalities`` stored in ``chain.json`` (the chain's
-    order itself is read with :func:`flatkd.distill.read_chain`)."""
+    order itself is read with :func:`flatkd.runs.chain.read_chain`)."""
     stored = read_json(run.chain_path) if run.chain_path.is_file() else {}
     warnings = stored.get("warnings", []) if isinstance(stored, dict) else []
     return [str(w) for w in warnings]
@@ -91,7 +91,7 @@ def chain_warnings(run: RunDir) -> list[str]:
 def accuracy_by_method(run: RunDir, split: str = "test") -> dict[str, dict[str, list[float]]]:
     """Accuracy (%) of every exit: ``[method][modality][exit]`` for every method with ``split``
     logits in the run (``ce`` is the ``flatkd train`` baseline), in the order of
-    :data:`flatkd.distill.methods.METHODS` and the canonical modality order."""
+    :data:`flatkd.runs.methods.METHODS` and the canonical modality order."""
     accuracy = accuracy_by_exit(accuracy_rows(run), split)
     if not accuracy:
         raise MissingPrerequisiteError(f"{run.path} has no {split} logits: run `flatkd train --run {run.path}` first")

@@ -14,9 +14,9 @@ from flatkd.errors import FlatkdError
 from flatkd.fileio import read_json
 from flatkd.modalities import MODALITIES
 from flatkd.report.markdown import number, percent, table, todo
-from flatkd.rundir import TRAIN_STAGES, RunDir
-from flatkd.train.datasets import DataSource, resolve_data_source
-from flatkd.train.stages import load_train_config
+from flatkd.runs.rundir import TRAIN_STAGES, RunDir
+from flatkd.runs.data_source import DataSource, resolve_data_source
+from flatkd.runs.training import load_train_config
 
 
 def trained_modalities(run: RunDir) -> list[str]:

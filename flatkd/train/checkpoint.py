@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +19,18 @@ from torch import nn
 
 from flatkd.errors import InputFileError
 from flatkd.fileio import load_tensors, load_torch_state, save_tensors, save_torch_state
+
+
+@dataclasses.dataclass(frozen=True)
+class StageFiles:
+    """Where one training stage keeps its results: the best weights, the resume state, and a
+    function that replaces the stage's rows of the metrics table; ``owner`` (e.g. the run
+    directory) names them in messages. The run layer hands these to the training loop."""
+
+    weights: Path
+    resume: Path
+    write_metrics: Callable[[Sequence[Mapping[str, Any]]], None]
+    owner: str
 
 
 @dataclasses.dataclass

@@ -2,8 +2,10 @@
 
 ``flatkd train`` started by ``torchrun --nproc_per_node N`` finds ``WORLD_SIZE``/``RANK``/
 ``LOCAL_RANK`` in the environment and joins the process group (NCCL on CUDA, gloo on CPU). Each
-process reads its own shard of the data (``DistributedSampler``), DDP averages gradients, and only
-rank 0 writes files. With ``sync_bn`` BatchNorm layers use the global batch's statistics
+process reads its own shard of the data (``DistributedSampler``), the gradients are averaged over
+the processes after every backward pass (:meth:`Dist.average_gradients`, one flat all-reduce: what
+``DistributedDataParallel`` computes, for any training step, including those whose backward passes
+do not go through one module's ``forward``), and only rank 0 writes files. With ``sync_bn`` BatchNorm layers use the global batch's statistics
 (``torch.nn.SyncBatchNorm`` on CUDA, :class:`flatkd.train.syncbn.GlobalBatchNorm2d` elsewhere), so
 N processes with batch b train like one process with batch N*b.
 """
@@ -12,12 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from flatkd.errors import ConfigError
 from flatkd.train.syncbn import convert_to_global_bn
@@ -52,6 +54,26 @@ class Dist:
             dist.all_reduce(moved)
             values = moved.cpu()
         return values
+
+    def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
+        """Replace each gradient by its mean over the processes (one all-reduce of all of them
+        flattened; every process must hold gradients for the same parameters)."""
+        if not self.distributed:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        for grad, mean in zip(grads, flat.split([g.numel() for g in grads])):
+            grad.copy_(mean.view_as(grad))
+
+    def broadcast_buffers(self, module: nn.Module) -> None:
+        """Give every process rank 0's buffers (BatchNorm running statistics), as DDP does."""
+        if self.distributed:
+            for buffer in module.buffers():
+                dist.broadcast(buffer.data, src=0)
 
     def gather(self, obj: Any) -> list[Any]:
         """``obj`` of every process, in rank order."""
@@ -90,14 +112,14 @@ def init_from_env(device_choice: str = "auto") -> Dist:
     return Dist(rank=dist.get_rank(), world_size=dist.get_world_size(), device=device)
 
 
-def wrap_for_training(model: nn.Module, env: Dist, sync_bn: bool) -> nn.Module:
-    """The module a training step calls: ``model`` itself alone, DDP around it otherwise."""
+def synchronise_batchnorm(module: nn.Module, env: Dist) -> None:
+    """Under DDP, make ``module``'s BatchNorm layers (in place, parameters and buffers shared)
+    normalise with global-batch statistics: ``nn.SyncBatchNorm`` on CUDA, else
+    :class:`~flatkd.train.syncbn.GlobalBatchNorm2d`."""
     if not env.distributed:
-        return model
-    if sync_bn:
-        if env.device.type == "cuda":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        else:
-            convert_to_global_bn(model)
-    device_ids = [env.device.index] if env.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+        return
+    if env.device.type == "cuda":
+        for name, child in module.named_children():
+            setattr(module, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+    else:
+        convert_to_global_bn(module)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -45,6 +46,7 @@ import yaml
 from flatkd.config import read_yaml
 from flatkd.errors import InputFileError, MissingPrerequisiteError
 from flatkd.fileio import atomic_open, load_tensors, read_json, save_tensors, write_json, write_text
+from flatkd.train.checkpoint import StageFiles
 
 #: the stages ``flatkd train`` runs, in order
 TRAIN_STAGES = ("backbone", "ic-ce")
@@ -81,6 +83,16 @@ class RunDir:
 
     def resume_path(self, stage: str, modality: str) -> Path:
         return self.path / "checkpoints" / stage / f"{modality}.resume.pt"
+
+    def stage_files(self, stage: str, modality: str) -> StageFiles:
+        """Where the training loop writes ``stage`` of ``modality``: best weights, resume state,
+        its rows of ``metrics.csv``."""
+        return StageFiles(
+            self.checkpoint_path(stage, modality),
+            self.resume_path(stage, modality),
+            functools.partial(self.write_metrics, stage, modality),
+            str(self.path),
+        )
 
     def logits_path(self, stage: str, modality: str, split: str) -> Path:
         return self.path / "logits" / stage / f"{modality}.{split}.safetensors"

@@ -22,12 +22,12 @@ from flatkd.config import from_dict
 from flatkd.modalities import CHANNELS
 from flatkd.models import MultiExitNet, build_model, exit_costs, load_backbone_weights
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 from flatkd.train.checkpoint import load_weights
 from flatkd.train.config import TrainConfig
 from flatkd.train.distributed import LOCAL, Dist
 from flatkd.train.evaluation import predict
-from flatkd.train.loop import StageResult, fit
+from flatkd.train.loop import EpochCallback, StageResult, fit_loss
 from flatkd.train.losses import ExitCrossEntropy
 from flatkd.train.seeding import derive_seed
 
@@ -54,7 +54,7 @@ def train_network(
     resume: bool = False,
     env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
-    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch_end: EpochCallback | None = None,
 ) -> list[StageResult]:
     """Train ``modality``'s multi-exit network into ``run``: stage ``backbone``, then ``ic-ce``."""
     torch.manual_seed(derive_seed(config.seed, "init"))
@@ -62,7 +62,6 @@ def train_network(
     if config.weights is not None:
         load_backbone_weights(model, config.weights)
     common: dict[str, Any] = {
-        "run": run,
         "config": config,
         "resume": resume,
         "env": env,
@@ -71,10 +70,11 @@ def train_network(
     }
     model.set_trainable("backbone")
     results = [
-        fit(
+        fit_loss(
             model,
             data.train,
             data.val,
+            run.stage_files("backbone", modality),
             stage="backbone",
             stage_config=config.backbone,
             loss=ExitCrossEntropy((-1,)),
@@ -87,10 +87,11 @@ def train_network(
     if ics:
         model.set_trainable("ics")
         results.append(
-            fit(
+            fit_loss(
                 model,
                 data.train,
                 data.val,
+                run.stage_files(FINAL_TRAIN_STAGE, modality),
                 stage=FINAL_TRAIN_STAGE,
                 stage_config=config.ics,
                 loss=ExitCrossEntropy(ics),

@@ -23,18 +23,19 @@ from torch import nn
 
 from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.dataset_splits import open_dataset
-from flatkd.distill.chain import MODALITIES, chain_from_json
 from flatkd.errors import MissingPrerequisiteError
-from flatkd.fileio import atomic_open, write_json
+from flatkd.fileio import atomic_open
+from flatkd.modalities import MODALITIES
 from flatkd.landscape.exits import SelectExit
 from flatkd.landscape.measure import FlatnessSettings, Measurement, measure_network
 from flatkd.landscape.ranking import PRIMARY_METRIC, Ranking, flatness_table, rank_modalities
 from flatkd.plots import save_figure
 from flatkd.plots.landscape import plot_density, plot_surfaces
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.rundir import RunDir
-from flatkd.train.datasets import resolve_data_source
-from flatkd.train.stages import FINAL_TRAIN_STAGE, load_network, load_train_config
+from flatkd.runs.chain import write_chain
+from flatkd.runs.rundir import RunDir
+from flatkd.runs.data_source import resolve_data_source
+from flatkd.runs.training import FINAL_TRAIN_STAGE, load_network, load_train_config
 
 
 @dataclass(frozen=True)
@@ -105,15 +106,7 @@ def rank_run(
     ranking = rank_modalities([m.record for m in finals], metric)
     with atomic_open(run.flatness_path, "w", encoding="utf-8", newline="") as handle:
         flatness_table([m.record for m in measurements]).to_csv(handle, index=False)
-    chain = {
-        "chain": list(ranking.chain),
-        "metric": ranking.metric,
-        "scores": ranking.scores,
-        "flattest_first": list(ranking.flattest_first),
-        "warnings": list(ranking.warnings),
-    }
-    chain_from_json(chain)  # the schema PKD reads
-    write_json(run.chain_path, chain)
+    write_chain(run, ranking.chain)
     written = [run.flatness_path, run.chain_path]
     densities = {m.record.modality: m.density for m in finals}
     written += save_figure(plot_density(densities), run.figures_dir / "eigen_density.png")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from flatkd.distill.genkd import AttentionHead, AttentionReweight
 from flatkd.fileio import load_tensors
 from flatkd.models import MultiExitNet
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 from flatkd.train.checkpoint import apply_weights
-from flatkd.train.stages import build_network
+from flatkd.runs.training import build_network
 
 _TRANSFORM_PREFIX = "final_transform."
 

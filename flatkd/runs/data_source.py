@@ -18,9 +18,9 @@ from flatkd.data.cache import default_cache_dir
 from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.dataset_splits import DEFAULT_VAL_FRACTION, open_dataset
 from flatkd.errors import ConfigError
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 from flatkd.train.config import TrainConfig
-from flatkd.train.stages import SplitData
+from flatkd.runs.training import SplitData
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,17 +22,19 @@ from typing import Any
 
 from torch import Tensor
 
-from flatkd.distill.chain import Chain
-from flatkd.distill.methods import Method
-from flatkd.distill.networks import load_stage_network
+from flatkd.landscape.chain import Chain
+from flatkd.runs.methods import Method
+from flatkd.runs.networks import load_stage_network
 from flatkd.distill.pkd import PKDLoss, PKDSchedule, build_schedule
-from flatkd.distill.settings import DistillConfig
+from flatkd.runs.distill_settings import DistillConfig
 from flatkd.errors import ConfigError
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.rundir import RunDir
-from flatkd.train import Batch, StageResult, TeacherLogits, TrainConfig, export_logits, fit
+from flatkd.runs.rundir import RunDir
+from flatkd.train.loop import EpochCallback
+from flatkd.runs.training import export_logits
+from flatkd.train import Batch, StageResult, TeacherLogits, TrainConfig, fit_loss
 from flatkd.train.checkpoint import load_resume
-from flatkd.train.datasets import DataSource, open_split_data
+from flatkd.runs.data_source import DataSource, open_split_data
 from flatkd.train.distributed import LOCAL, Dist
 
 
@@ -94,7 +96,7 @@ def train_ics(
     resume: bool = False,
     env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
-    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch_end: EpochCallback | None = None,
 ) -> StageResult:
     """Train the ICs of ``modality``'s network into ``method.stage`` and save the logits of every
     exit on validation and test there. ``train_configs``: the training settings (seed, batch size,
@@ -111,11 +113,11 @@ def train_ics(
     evaluation = open_split_data(source, train_config, (modality,))
     ics = tuple(range(model.num_exits - 1))
     model.set_trainable("ics")
-    result = fit(
+    result = fit_loss(
         model,
         train_set,
         evaluation.val,
-        run=run,
+        run.stage_files(method.stage, modality),
         stage=method.stage,
         config=train_config,
         stage_config=config.ics,
@@ -126,7 +128,7 @@ def train_ics(
         env=env,
         progress=progress,
         on_epoch_end=on_epoch_end,
-        epoch_metrics=loss.epoch_metrics,
+        columns=loss.epoch_metrics,
     )
     export_logits(run, method.stage, model, evaluation, train_config, env, progress)
     return result

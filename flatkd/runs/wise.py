@@ -11,7 +11,7 @@ Results are kept per *variant* (the method plus the ablations, e.g. ``pkd``, ``p
 - ``figures/wise_<method>.png``: accuracy against mean MACs per clip, one curve per variant of the
   method, every single exit as a point;
 - ``config.yaml``: the resolved settings under ``wise.<variant>``;
-- ``distill.md``: rebuilt with the WISE lines (:mod:`flatkd.distill.report`).
+- ``distill.md``: rebuilt with the WISE lines (:mod:`flatkd.runs.tables`).
 
 Running a variant again replaces that variant's entry (the inputs are the same files; the
 settings used are in ``config.yaml``).
@@ -27,8 +27,8 @@ import pandas as pd
 import torch
 
 from flatkd.config import to_dict
-from flatkd.distill.methods import Method
-from flatkd.distill.report import write_tables
+from flatkd.runs.methods import Method
+from flatkd.runs.tables import write_tables
 from flatkd.distill.wise import WiseConfig, WiseResult, load_wise, run_wise, save_wise
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
 from flatkd.fileio import atomic_open
@@ -36,7 +36,7 @@ from flatkd.modalities import MODALITIES
 from flatkd.plots import save_figure
 from flatkd.plots.distill import wise_tradeoff_figure, wise_variant_label
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 
 
 def variant_name(method: Method, config: WiseConfig) -> str:

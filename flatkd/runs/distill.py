@@ -8,9 +8,9 @@ Order of work, so that a missing input is reported before anything is trained:
    it reuses);
 2. record the resolved settings under ``distill.<method>.<modality>`` in ``config.yaml``;
 3. generative KD (``genkd``, ``pkd+genkd``): the teacher branch, then every student backbone
-   that a student or a teacher of this run needs (:mod:`flatkd.distill.genkd_stage`);
-4. the ICs of every modality (:mod:`flatkd.distill.ic_training`), each into the method's stage;
-5. rebuild ``distill.csv`` and ``distill.md`` (:mod:`flatkd.distill.report`).
+   that a student or a teacher of this run needs (:mod:`flatkd.runs.genkd_stage`);
+4. the ICs of every modality (:mod:`flatkd.runs.ic_training`), each into the method's stage;
+5. rebuild ``distill.csv`` and ``distill.md`` (:mod:`flatkd.runs.tables`).
 
 Finished stages are skipped (on ``--resume``, and for the CE baseline always), unfinished ones
 continue from their last epoch, so ``--resume`` after a kill gives the numbers of an uninterrupted
@@ -24,20 +24,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flatkd.config import to_dict
-from flatkd.distill.chain import read_chain
-from flatkd.distill.genkd_stage import genkd_complete, genkd_stage, train_genkd
-from flatkd.distill.ic_training import ic_schedule, stage_complete, train_ics
-from flatkd.distill.methods import GENKD_STAGE, GENKD_STUDENTS, GENKD_TEACHER, Method
-from flatkd.distill.report import write_tables
-from flatkd.distill.settings import DistillConfig, record_settings
-from flatkd.distill.wise_run import read_wise_results
+from flatkd.runs.chain import read_chain
+from flatkd.runs.genkd_stage import genkd_complete, genkd_stage, train_genkd
+from flatkd.runs.ic_training import ic_schedule, stage_complete, train_ics
+from flatkd.runs.methods import GENKD_STAGE, GENKD_STUDENTS, GENKD_TEACHER, Method
+from flatkd.runs.tables import write_tables
+from flatkd.runs.distill_settings import DistillConfig, record_settings
+from flatkd.runs.wise import read_wise_results
 from flatkd.errors import ConfigError
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
+from flatkd.train.loop import EpochCallback
 from flatkd.train import TrainConfig
-from flatkd.train.datasets import resolve_data_source
-from flatkd.train.distributed import Dist, resolve_device
-from flatkd.train.stages import FINAL_TRAIN_STAGE, load_train_config
+from flatkd.runs.data_source import resolve_data_source
+from flatkd.train.distributed import LOCAL, Dist
+from flatkd.runs.training import FINAL_TRAIN_STAGE, load_train_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,10 +65,12 @@ def distill(
     *,
     resume: bool = False,
     workers: int | None = None,
+    env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
-    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch_end: EpochCallback | None = None,
 ) -> list[StageReport]:
-    """Run ``method`` on the modalities in ``configs`` (modality -> resolved settings)."""
+    """Run ``method`` on the modalities in ``configs`` (modality -> resolved settings); under
+    torchrun every process calls it with its ``env`` and rank 0 writes the files."""
     if not configs:
         raise ConfigError(f"{method.name}: no trained network to distil in {run.path}")
     for modality in configs:
@@ -76,15 +79,17 @@ def distill(
                 f"{method.name} does not train the {modality} network (it teaches); choose among"
                 f" {', '.join(GENKD_STUDENTS)}"
             )
-    chain = read_chain(run.path) if method.needs_chain else None
+    chain = read_chain(run) if method.needs_chain else None
     teachers = {m: ic_schedule(method, m, c, chain).external_teachers() for m, c in configs.items()}
     genkd_students = _genkd_students(method, configs, teachers)
     networks = {*configs, *genkd_students, *(t for ts in teachers.values() for t in ts)}
     networks |= {GENKD_TEACHER} if genkd_students else set()
     trains = train_configs(run, sorted(networks), workers)
     _check_prerequisites(run, method, configs, trains, teachers, genkd_students)
-    for modality, config in configs.items():
-        record_settings(run, method, modality, config)
+    if env.is_main:
+        for modality, config in configs.items():
+            record_settings(run, method, modality, config)
+    env.barrier()
     source = resolve_data_source(run, None)
     reports = []
     if genkd_students:
@@ -94,20 +99,21 @@ def distill(
             if not done:
                 train_genkd(
                     run, network, settings, trains[network], source,
-                    resume=resume, progress=progress, on_epoch_end=on_epoch_end,
+                    resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
                 )  # fmt: skip
             reports.append(StageReport(genkd_stage(network), network, "reused" if done else "trained"))
     for modality, config in configs.items():
         reuse = resume or method.name == "ce"
         done = reuse and stage_complete(run, method.stage, modality, config.ics.epochs)
         if not done:
-            env = Dist(device=resolve_device(trains[modality].device))
             train_ics(
                 run, method, modality, config, trains, source, chain,
                 resume=reuse, env=env, progress=progress, on_epoch_end=on_epoch_end,
             )  # fmt: skip
         reports.append(StageReport(method.stage, modality, "reused" if done else "trained"))
-    write_tables(run, read_wise_results(run))
+    if env.is_main:
+        write_tables(run, read_wise_results(run))
+    env.barrier()
     return reports
 
 

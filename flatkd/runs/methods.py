@@ -16,7 +16,7 @@ method          internal classifiers (ICs) of every network, backbone frozen  st
                                                                               ``ic-pkd+genkd``
 =============== ============================================================ ======================
 
-Generative KD (:mod:`flatkd.distill.genkd_stage`): stage ``genkd-teacher`` trains the I-frame
+Generative KD (:mod:`flatkd.runs.genkd_stage`): stage ``genkd-teacher`` trains the I-frame
 network's attention head and CVAE with that network frozen (``checkpoints/genkd-teacher/
 iframe.safetensors`` holds them); stage ``genkd`` fine-tunes each student backbone (MV, residual)
 with the two-stage generative-KD epochs (``checkpoints/genkd/<modality>.safetensors``: the whole
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from flatkd.distill.pkd import Variant
 from flatkd.errors import ConfigError
-from flatkd.train.stages import FINAL_TRAIN_STAGE
+from flatkd.runs.training import FINAL_TRAIN_STAGE
 
 #: the network that teaches in generative KD, and the ones it teaches
 GENKD_TEACHER = "iframe"

@@ -29,10 +29,10 @@ from typing import Any
 from flatkd.config import from_dict, merge, read_yaml, to_dict
 from flatkd.distill.genkd import GenKDConfig
 from flatkd.distill.kd import KDLoss
-from flatkd.distill.methods import Method
+from flatkd.runs.methods import Method
 from flatkd.distill.pkd import PKDConfig
 from flatkd.errors import FlatkdError
-from flatkd.rundir import RunDir
+from flatkd.runs.rundir import RunDir
 from flatkd.train.config import OptimConfig, ScheduleConfig, StageConfig, TrainConfig
 
 
