@@ -20,15 +20,13 @@ from flatkd.train import (
     ExitCrossEntropy,
     OptimConfig,
     ScheduleConfig,
-    SplitData,
     StageConfig,
     TeacherLogits,
     TrainConfig,
     fit_loss,
-    load_network,
-    train_network,
 )
 from flatkd.train.optim import build_optimizer, lr_factor
+from flatkd.runs.training import SplitData, load_network, train_network
 
 TIMING_COLUMNS = ["seconds", "clips_per_s", "data_wait"]
 
