@@ -15,9 +15,8 @@ from flatkd.runs.rundir import RunDir
 from flatkd.distill.kd import KDLoss
 from flatkd.distill.pkd import PKDConfig, PKDLoss, build_schedule
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
-from flatkd.runs.rundir import RunDir
 from flatkd.train.losses import Batch
-from flatkd.runs.training import FINAL_TRAIN_STAGE
+from flatkd.runs.stages import FINAL_TRAIN_STAGE
 
 
 def expected(phases: list[tuple[range, str]], epochs: int) -> list[str]:

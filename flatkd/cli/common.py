@@ -6,6 +6,7 @@ import functools
 import importlib
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -29,6 +30,27 @@ run_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory (runs/NAME): holds config, checkpoints, metrics and figures.",
 )
+
+
+
+def settings_options(fields: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--config FILE`` and ``--set KEY=VALUE`` of a command whose settings are ``fields``
+    (the dataclass the help names), resolved by :func:`flatkd.runs.settings.resolve`."""
+    config = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"YAML file of settings: the fields of {fields}, or a run's config.yaml (its section is used).",
+    )
+    overrides = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one setting (dotted KEY, YAML VALUE); applied after --config and the flags. Repeatable.",
+    )
+    return lambda command: config(overrides(command))
 
 
 class LazyGroup(click.Group):

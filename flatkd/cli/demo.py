@@ -21,7 +21,8 @@ from flatkd.fileio import atomic_open
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
 from flatkd.runs.rundir import RunDir
-from flatkd.runs.training import FINAL_TRAIN_STAGE, load_train_config
+from flatkd.runs.training import load_train_config
+from flatkd.runs.stages import FINAL_TRAIN_STAGE
 
 
 def _trained(run: RunDir) -> bool:
@@ -162,7 +163,7 @@ def demo(
         timings.append({"step": name, "seconds": round(time.perf_counter() - begun, 1)})
     total = time.perf_counter() - started
     timings.append({"step": "total", "seconds": round(total, 1)})
-    with atomic_open(run.path / "demo_steps.csv", "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(run.demo_steps_path, "w", encoding="utf-8", newline="") as handle:
         pd.DataFrame(timings).to_csv(handle, index=False)
     click.echo("\n" + "  ".join(f"{t['step']} {t['seconds']:.0f} s" for t in timings))
-    click.echo(f"demo finished in {total / 60:.1f} min: see {run.path / 'report.md'}")
+    click.echo(f"demo finished in {total / 60:.1f} min: see {run.report_path}")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 import pandas as pd
 
-from flatkd.cli.common import progress, run_option
-from flatkd.config import from_dict, merge, read_yaml, to_dict
+from flatkd.cli.common import progress, run_option, settings_options
 from flatkd.runs.methods import METHODS, get_method
 from flatkd.runs.distill import distill as run_distill
 from flatkd.runs.tables import accuracy_markdown
@@ -20,17 +18,9 @@ from flatkd.runs.wise import wise_for_run
 from flatkd.modalities import MODALITIES
 from flatkd.progress import no_progress
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.settings import resolve
 from flatkd.train import init_from_env
 from flatkd.runs.training import load_train_config
-
-_config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML file of settings (see the description above).",
-)
-
 
 @click.command()
 @run_option
@@ -49,7 +39,7 @@ _config_option = click.option(
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the IC stage  [default: as ic-ce].")
 @click.option("--genkd-epochs", type=click.IntRange(min=1), default=None, help="Epochs fine-tuning each genkd student.")
-@_config_option
+@settings_options("flatkd.runs.distill_settings.DistillConfig")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted distillation with the settings it recorded.")
 def distill(
@@ -59,6 +49,7 @@ def distill(
     epochs: int | None,
     genkd_epochs: int | None,
     config_path: Path | None,
+    overrides: tuple[str, ...],
     workers: int | None,
     resume: bool,
 ) -> None:
@@ -86,7 +77,9 @@ def distill(
     Settings: defaults (IC stage as ic-ce), then --config FILE with any of the sections `ics`
     (epochs, optim, schedule), `kd` (temperature, alpha, t2_scaling), `pkd` (phase_starts,
     own_head_flattest), `genkd` (epochs, teacher_epochs, loss, cvae_optim, network_optim,
-    schedule), then the flags; saved under `distill.<method>.<modality>` in RUN/config.yaml.
+    schedule), or a run's config.yaml (its `distill.<method>.<modality>`), then the flags, then
+    --set KEY=VALUE (e.g. --set kd.temperature=2); saved under `distill.<method>.<modality>` in
+    RUN/config.yaml.
 
     \b
     Examples:
@@ -100,14 +93,11 @@ def distill(
     if not modalities:
         trained = run.section("train", needs=f"flatkd train --run {run.path} --modality MODALITY")
         modalities = tuple(m for m in MODALITIES if m in trained and chosen.trains(m))
-    flags: dict[str, Any] = {}
-    if epochs is not None:
-        flags["ics"] = {"epochs": epochs}
-    if genkd_epochs is not None:
-        flags["genkd"] = {"epochs": genkd_epochs}
+    flags = {"ics": {"epochs": epochs}, "genkd": {"epochs": genkd_epochs}}
     configs = {
         m: resolve_settings(
-            run, chosen, m, load_train_config(run, m), resume=resume, config_path=config_path, flags=flags
+            run, chosen, m, load_train_config(run, m), resume=resume, config_path=config_path, flags=flags,
+            overrides=overrides,
         )
         for m in modalities
     }
@@ -121,8 +111,8 @@ def distill(
     for report in reports:
         click.echo(f"{report.stage:15s} {report.modality:9s} {report.status}")
     click.echo(f"{chosen.name}: {time.perf_counter() - started:.1f} s\n")
-    click.echo(accuracy_markdown(pd.read_csv(run.path / "distill.csv")))
-    click.echo(f"wrote {run.path / 'distill.csv'} and {run.path / 'distill.md'}")
+    click.echo(accuracy_markdown(pd.read_csv(run.distill_table_path)))
+    click.echo(f"wrote {run.distill_table_path} and {run.distill_markdown_path}")
 
 
 @click.command()
@@ -143,7 +133,7 @@ def distill(
 @click.option("--tau", type=click.FloatRange(0, 1), default=None, help="Confidence threshold reported  [default: 0.999999].")
 @click.option("--no-scaling", is_flag=True, help="Ablation: every weight fixed at 1 (plain sum of logits).")
 @click.option("--no-lateral", is_flag=True, help="Ablation: each step uses its own exit only.")
-@_config_option
+@settings_options("flatkd.distill.WiseConfig")
 def wise(
     run_dir: Path,
     method: str,
@@ -153,6 +143,7 @@ def wise(
     no_scaling: bool,
     no_lateral: bool,
     config_path: Path | None,
+    overrides: tuple[str, ...],
 ) -> None:
     """WISE: a weighted, scaled ensemble of the early exits of every network, evaluated as an
     early-exit cascade.
@@ -166,8 +157,9 @@ def wise(
     RUN/figures/wise_METHOD.png (accuracy vs MACs, single exits as points), the settings under
     `wise.<variant>` in RUN/config.yaml, and the WISE lines of RUN/distill.md.
 
-    --config FILE may hold the fields of flatkd.distill.WiseConfig (order, alpha, lr, iterations,
-    scaling, lateral, tau, taus); the flags override it.
+    Settings: defaults, then --config FILE with the fields of flatkd.distill.WiseConfig (order,
+    alpha, lr, iterations, scaling, lateral, tau, taus) or a run's config.yaml (its
+    `wise.METHOD`), then the flags, then --set KEY=VALUE.
 
     \b
     Examples:
@@ -176,10 +168,6 @@ def wise(
       flatkd wise --run runs/r1 --order iframe,mv,residual --tau 0.99
     """
     run = RunDir(run_dir)
-    settings: dict[str, Any] = to_dict(WiseConfig())
-    if config_path is not None:
-        settings = merge(settings, read_yaml(config_path))
-        from_dict(WiseConfig, settings, where=str(config_path))
     flags = {
         "order": None if order is None else [item.strip() for item in order.split(",") if item.strip()],
         "alpha": alpha,
@@ -187,8 +175,7 @@ def wise(
         "scaling": False if no_scaling else None,
         "lateral": False if no_lateral else None,
     }
-    settings = merge(settings, {k: v for k, v in flags.items() if v is not None})
-    config = from_dict(WiseConfig, settings, where="wise settings")
+    config = resolve(WiseConfig, ("wise", method), config_path=config_path, flags=flags, overrides=overrides)
     variant, result, written = wise_for_run(run, get_method(method), config, progress=progress)
     best = result.best_exit()
     click.echo(

@@ -3,16 +3,18 @@ write the distillation chain."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import click
 
-from flatkd.cli.common import progress, run_option
+from flatkd.cli.common import progress, run_option, settings_options
+from flatkd.config import to_dict
 from flatkd.landscape.measure import FlatnessSettings
 from flatkd.landscape.ranking import METRICS, PRIMARY_METRIC
 from flatkd.modalities import MODALITIES
+from flatkd.runs.ranking import rank_run
+from flatkd.runs.settings import resolve
 
 FULL, QUICK = FlatnessSettings(), FlatnessSettings.quick()
 
@@ -30,11 +32,15 @@ def _default(field: str) -> str:
     return f"  [default: {full}{'' if quick == full else f'; with --quick: {quick}'}]"
 
 
-def flatness_settings(quick: bool, **options: Any) -> FlatnessSettings:
-    """The settings of a ``rank-modalities`` call: the defaults (or :meth:`FlatnessSettings.quick`
-    with ``quick``), overridden by every option that was given (not ``None``)."""
-    given = {SETTING_OF_OPTION[name]: value for name, value in options.items() if value is not None}
-    return dataclasses.replace(QUICK if quick else FULL, **given)
+def flatness_settings(
+    quick: bool, config_path: Path | None = None, overrides: tuple[str, ...] = (), **options: Any
+) -> FlatnessSettings:
+    """The settings of a ``rank-modalities`` call (:func:`flatkd.runs.settings.resolve`): the
+    defaults (or :meth:`FlatnessSettings.quick` with ``quick``) < ``--config`` < every option
+    that was given (not ``None``) < ``--set``."""
+    flags = {SETTING_OF_OPTION[name]: value for name, value in options.items()}
+    defaults = to_dict(QUICK if quick else FULL)
+    return resolve(FlatnessSettings, ("landscape",), defaults=defaults, config_path=config_path, flags=flags, overrides=overrides)
 
 
 @click.command("rank-modalities")
@@ -80,9 +86,10 @@ def flatness_settings(quick: bool, **options: Any) -> FlatnessSettings:
               help="Half-width of the surfaces, in filter-normalised units." + _default("radius"))
 @click.option("--sharpness-steps", type=click.IntRange(1), default=None,
               help="Ascent steps (one gradient each) of epsilon-sharpness." + _default("sharpness_steps"))
+@settings_options("flatkd.landscape.FlatnessSettings")
 def rank_modalities(
     run_dir: Path, modalities: tuple[str, ...], stage: str | None, exits: str, metric: str, quick: bool,
-    **options: Any,
+    config_path: Path | None, overrides: tuple[str, ...], **options: Any,
 ) -> None:  # fmt: skip
     """Rank the modality networks of a run from the flattest minimum to the sharpest.
 
@@ -103,11 +110,9 @@ def rank_modalities(
       flatkd rank-modalities --run runs/r1 --quick
       flatkd rank-modalities --run runs/r1 --exits all --backend pyhessian
     """
-    from flatkd.runs.ranking import rank_run
-
     result = rank_run(
         run_dir, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
-        settings=flatness_settings(quick, **options), metric=metric, progress=progress,
+        settings=flatness_settings(quick, config_path, overrides, **options), metric=metric, progress=progress,
     )  # fmt: skip
     header = f"{'modality':<9} {'exit':>4} {'loss':>8} {'top eig.':>18} {'trace (95%)':>20} {'mean dL':>9}"
     click.echo(f"{header} {'eps-sharp':>9}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from flatkd.cli.common import run_option
-from flatkd.report import REPORT_NAME, write_report
+from flatkd.report import write_report
 
 
 @click.command()
@@ -16,7 +16,7 @@ from flatkd.report import REPORT_NAME, write_report
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"Where to write the report  [default: RUN/{REPORT_NAME}].",
+    help="Where to write the report  [default: RUN/report.md].",
 )
 def report(run_dir: Path, out: Path | None) -> None:
     """Write a self-contained markdown report of a run: its tables, and its figures as links.

@@ -6,38 +6,18 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from flatkd.cli.common import progress, run_option
-from flatkd.config import from_dict, merge, read_yaml, to_dict
-from flatkd.errors import ConfigError, FlatkdError
+from flatkd.cli.common import progress, run_option, settings_options
+from flatkd.config import to_dict
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
 from flatkd.progress import no_progress
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.settings import recorded_section, resolve
 from flatkd.train import TrainConfig, exit_accuracy, init_from_env
 from flatkd.runs.data_source import open_split_data, record_data_source, resolve_data_source
-from flatkd.runs.training import FINAL_TRAIN_STAGE, export_logits, load_network, load_train_config, record_macs, train_network
-
-
-
-def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``("backbone.optim.lr=0.01", ...)`` -> nested mapping (values parsed as YAML)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. backbone.optim.lr=0.01")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {pair!r}: the value is not valid YAML") from None
-        node = out
-        *parents, leaf = key.split(".")
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = value
-    return out
+from flatkd.runs.training import export_logits, load_network, load_train_config, record_macs, train_network
+from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 
 
 def _resolve_config(
@@ -48,23 +28,10 @@ def _resolve_config(
     flags: dict[str, Any],
     overrides: tuple[str, ...],
 ) -> TrainConfig:
-    """Defaults < the run's recorded settings (on --resume) < --config file < flags < --set.
-
-    Each layer is merged key by key into the one below, so a partial section (``ics: {epochs:
-    3}``) keeps the other settings of that section."""
-    recorded = run.read_config().get("train", {}).get(modality)
-    if recorded is not None and not resume:
-        raise FlatkdError(
-            f"{run.path} already trains {modality}; pass --resume to continue it or choose a new --run"
-        )
-    settings: dict[str, Any] = dict(recorded or {})
-    if config_path is not None:
-        from_file = read_yaml(config_path)
-        from_dict(TrainConfig, from_file, where=str(config_path))
-        settings = merge(settings, from_file)
-    settings = merge(settings, {k: v for k, v in flags.items() if v is not None})
-    settings = merge(settings, _parse_overrides(overrides))
-    return from_dict(TrainConfig, settings, where="train settings")
+    """The settings of ``modality`` (:func:`flatkd.runs.settings.resolve`)."""
+    section = ("train", modality)
+    recorded = recorded_section(run, section, resume=resume, what=f"trains {modality}")
+    return resolve(TrainConfig, section, recorded=recorded, config_path=config_path, flags=flags, overrides=overrides)
 
 
 def _accuracy_table(run: RunDir, stage: str, modality: str) -> str:
@@ -116,20 +83,7 @@ _TABLE_HEADER = "modality  stage     split  clips  accuracy per exit (earliest .
     default=None,
     help="Model preset  [default: cpu-tiny]. `paper`: I-frame ResNet-50, MV/residual ResNet-18.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML file of training settings (the fields of flatkd.train.TrainConfig).",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override one setting, e.g. --set backbone.optim.lr=0.01 (VALUE is YAML). Repeatable.",
-)
+@settings_options("flatkd.train.TrainConfig")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the backbone stage.")
 @click.option("--ic-epochs", type=click.IntRange(min=1), default=None, help="Epochs of the IC stage.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch size (clips).")
@@ -181,8 +135,10 @@ def train(
     on its share of every batch with DDP; --batch-size stays the global batch and only rank 0
     writes.
 
-    Settings: defaults, then --config FILE, then the flags, then --set KEY=VALUE; the resolved
-    settings are saved under `train.<modality>` in RUN/config.yaml.
+    Settings: defaults, then the run's recorded ones (with --resume), then --config FILE (the
+    fields of flatkd.train.TrainConfig, or a run's config.yaml: its `train.<modality>` is used),
+    then the flags, then --set KEY=VALUE; the resolved settings are saved under
+    `train.<modality>` in RUN/config.yaml.
     """
     run = RunDir(run_dir)
     flags = {
@@ -211,7 +167,7 @@ def train(
     if env.is_main:
         click.echo(_TABLE_HEADER)
         for modality, config in configs.items():
-            stage = FINAL_TRAIN_STAGE if config.exits else "backbone"
+            stage = FINAL_TRAIN_STAGE if config.exits else Stage.BACKBONE
             click.echo(_accuracy_table(run, stage, modality))
 
 

@@ -8,7 +8,7 @@
 """
 
 from flatkd.report.analysis import analysis_paths
-from flatkd.report.document import REPORT_NAME, build_report, write_report
+from flatkd.report.document import build_report, write_report
 from flatkd.report.run_results import (
     FlatnessCurves,
     accuracy_by_method,
@@ -20,7 +20,6 @@ from flatkd.report.run_results import (
 )
 
 __all__ = [
-    "REPORT_NAME",
     "FlatnessCurves",
     "accuracy_by_method",
     "analysis_paths",

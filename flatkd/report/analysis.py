@@ -31,7 +31,7 @@ def analysis_paths(environ: Mapping[str, str] | None = None, cwd: Path | None = 
         root = root.parent
     run = root / environ.get(RUN_VARIABLE, DEFAULT_RUN)
     figures = root / environ.get(FIGURES_VARIABLE, DEFAULT_FIGURES)
-    if not (run / "config.yaml").is_file():
+    if not RunDir(run).config_path.is_file():
         raise MissingPrerequisiteError(
             f"{run} is not a run directory: set {RUN_VARIABLE} to one, or make {DEFAULT_RUN} with `flatkd demo`"
         )

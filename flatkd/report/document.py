@@ -23,9 +23,6 @@ from flatkd.report.markdown import FigureLinks
 from flatkd.report.run_summary import data_section, has_trained_network, training_section
 from flatkd.runs.rundir import RunDir
 
-REPORT_NAME = "report.md"
-
-
 def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> str:
     """The markdown report of ``run_dir``, its figure links relative to ``out``'s folder (default
     ``RUN/report.md``). A run without any trained network raises
@@ -36,7 +33,7 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
             f"{run.path} holds no trained network yet: run `flatkd train --run {run.path} --data DIR --modality MODALITY`"
             " (or `flatkd demo`) first"
         )
-    target = Path(out) if out is not None else run.path / REPORT_NAME
+    target = Path(out) if out is not None else run.report_path
     figures = FigureLinks(run.figures_dir, target.parent)
     accuracy = accuracy_rows(run)
     sections = [
@@ -55,6 +52,6 @@ def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
 
 def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Write :func:`build_report` to ``out`` (default ``RUN/report.md``) atomically; returns the path."""
-    target = Path(out) if out is not None else RunDir(run_dir).path / REPORT_NAME
+    target = Path(out) if out is not None else RunDir(run_dir).report_path
     write_text(target, build_report(run_dir, target))
     return target

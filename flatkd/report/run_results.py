@@ -70,7 +70,7 @@ def flatness_curves(run: RunDir) -> FlatnessCurves:
     """Density, line and plane of every modality's final exit from ``flatness/<modality>.exit<k>/``."""
     densities, lines, planes = {}, {}, {}
     for record in final_exit_records(flatness_records(run)):
-        store = run.path / "flatness" / f"{record.modality}.exit{record.exit}"
+        store = run.flatness_store(record.modality, record.exit)
         if not (store / "density.safetensors").is_file():
             raise MissingPrerequisiteError(f"{store} holds no finished measurement: {_rank_command(run)}")
         densities[record.modality] = load_density(store / "density.safetensors")

@@ -14,9 +14,10 @@ from flatkd.errors import FlatkdError
 from flatkd.fileio import read_json
 from flatkd.modalities import MODALITIES
 from flatkd.report.markdown import number, percent, table, todo
-from flatkd.runs.rundir import TRAIN_STAGES, RunDir
+from flatkd.runs.rundir import RunDir
 from flatkd.runs.data_source import DataSource, resolve_data_source
 from flatkd.runs.training import load_train_config
+from flatkd.runs.stages import Stage, TRAIN_STAGES
 
 
 def trained_modalities(run: RunDir) -> list[str]:
@@ -62,7 +63,7 @@ def training_section(run: RunDir, accuracy: pd.DataFrame) -> str:
         rows.append(
             [
                 modality, config.preset, config.input_size, config.num_segments, ", ".join(config.exits),
-                _epochs(own, "backbone", config.backbone.epochs), _epochs(own, "ic-ce", config.ics.epochs),
+                _epochs(own, Stage.BACKBONE, config.backbone.epochs), _epochs(own, Stage.IC_CE, config.ics.epochs),
                 config.batch_size, f"{config.backbone.optim.name} {config.backbone.optim.lr:g}", config.seed,
                 number(own["seconds"].sum(), 3) if not own.empty else "–",
             ]

@@ -38,7 +38,8 @@ from flatkd.train.loop import EpochCallback
 from flatkd.train import TrainConfig
 from flatkd.runs.data_source import resolve_data_source
 from flatkd.train.distributed import LOCAL, Dist
-from flatkd.runs.training import FINAL_TRAIN_STAGE, load_train_config
+from flatkd.runs.training import load_train_config
+from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +144,7 @@ def _check_prerequisites(
     if genkd_students:
         run.existing_checkpoint(FINAL_TRAIN_STAGE, GENKD_TEACHER)
     for modality in {*configs, *genkd_students}:
-        run.existing_checkpoint("backbone", modality)
+        run.existing_checkpoint(Stage.BACKBONE, modality)
     for modality, external in teachers.items():
         for teacher in external:
             if method.teacher_stage(teacher) != GENKD_STAGE:

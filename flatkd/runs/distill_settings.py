@@ -8,8 +8,9 @@ Resolution, each layer merged key by key into the one below:
    train their ICs alike;
 2. on ``--resume``, the settings the interrupted run recorded;
 3. a ``--config`` YAML file with any of the fields below (sections a method does not use are
-   ignored by it);
-4. the command-line flags.
+   ignored by it), or a run's ``config.yaml`` (its ``distill.<method>.<modality>``);
+4. the command-line flags;
+5. ``--set KEY=VALUE`` (:mod:`flatkd.runs.settings`).
 
 Example file::
 
@@ -22,17 +23,17 @@ Example file::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flatkd.config import from_dict, merge, read_yaml, to_dict
+from flatkd.config import merge, to_dict
 from flatkd.distill.genkd import GenKDConfig
 from flatkd.distill.kd import KDLoss
 from flatkd.runs.methods import Method
 from flatkd.distill.pkd import PKDConfig
-from flatkd.errors import FlatkdError
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.settings import recorded_section, resolve
 from flatkd.train.config import OptimConfig, ScheduleConfig, StageConfig, TrainConfig
 
 
@@ -99,26 +100,20 @@ def resolve_settings(
     resume: bool,
     config_path: Path | None = None,
     flags: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> DistillConfig:
     """The settings of ``method`` for ``modality`` (see the module docstring for the layers).
 
     Without ``resume``, settings the run already recorded for (method, modality) are an error:
     the stage exists and continuing it needs ``--resume``.
     """
-    recorded = run.read_config().get("distill", {}).get(method.name, {}).get(modality)
-    if recorded is not None and not resume:
-        raise FlatkdError(
-            f"{run.path} already distils {modality} with {method.name}; pass --resume to continue it"
-            " or choose a new --run"
-        )
-    settings = merge(to_dict(DistillConfig()), {"ics": to_dict(train_config.ics)})
-    settings = merge(settings, recorded or {})
-    if config_path is not None:
-        from_file = read_yaml(config_path)
-        from_dict(DistillConfig, from_file, where=str(config_path))
-        settings = merge(settings, from_file)
-    settings = merge(settings, dict(flags or {}))
-    return from_dict(DistillConfig, settings, where="distill settings")
+    section = ("distill", method.name, modality)
+    recorded = recorded_section(run, section, resume=resume, what=f"distils {modality} with {method.name}")
+    defaults = merge(to_dict(DistillConfig()), {"ics": to_dict(train_config.ics)})
+    return resolve(
+        DistillConfig, section, defaults=defaults, recorded=recorded, config_path=config_path, flags=flags,
+        overrides=overrides,
+    )  # fmt: skip
 
 
 def record_settings(run: RunDir, method: Method, modality: str, config: DistillConfig) -> None:

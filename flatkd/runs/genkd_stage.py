@@ -42,13 +42,14 @@ from flatkd.runs.distill_settings import GenKDSettings
 from flatkd.runs.methods import GENKD_STAGE, GENKD_TEACHER, GENKD_TEACHER_STAGE
 from flatkd.runs.networks import attach_attention, load_stage_network
 from flatkd.runs.rundir import RunDir
-from flatkd.runs.training import FINAL_TRAIN_STAGE
+
 from flatkd.train import Dist, FitSpec, Optimised, StageResult, TrainConfig, fit
 from flatkd.train.checkpoint import load_resume, load_weights
 from flatkd.train.distributed import LOCAL
 from flatkd.train.loop import EpochCallback, first_difference
 from flatkd.train.optim import build_optimizer
 from flatkd.train.seeding import derive_seed
+from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 
 
 def genkd_stage(modality: str) -> str:
@@ -138,7 +139,7 @@ def _student_stage(
     teacher_channels = teacher_net.backbone.stage_channels[-1]
     teacher = GenKDBranch(teacher_channels)
     load_weights(run.existing_checkpoint(GENKD_TEACHER_STAGE, GENKD_TEACHER), teacher)
-    net = load_stage_network(run, modality, "backbone")
+    net = load_stage_network(run, modality, Stage.BACKBONE)
     torch.manual_seed(derive_seed(config.seed, GENKD_STAGE, modality, "init"))
     branch = GenKDStudent(net.backbone.stage_channels[-1], teacher_channels)
     assert branch.adapter is not None  # separately trained networks: channels never correspond

@@ -32,13 +32,14 @@ from dataclasses import dataclass
 
 from flatkd.distill.pkd import Variant
 from flatkd.errors import ConfigError
-from flatkd.runs.training import FINAL_TRAIN_STAGE
+from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage, method_stage
+
 
 #: the network that teaches in generative KD, and the ones it teaches
 GENKD_TEACHER = "iframe"
 GENKD_STUDENTS = ("mv", "residual")
-GENKD_TEACHER_STAGE = "genkd-teacher"
-GENKD_STAGE = "genkd"
+GENKD_TEACHER_STAGE = Stage.GENKD_TEACHER
+GENKD_STAGE = Stage.GENKD
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Method:
     @property
     def stage(self) -> str:
         """The stage holding the method's IC checkpoints and logits."""
-        return FINAL_TRAIN_STAGE if self.name == "ce" else f"ic-{self.name}"
+        return method_stage(self.name)
 
     @property
     def needs_chain(self) -> bool:
@@ -66,7 +67,7 @@ class Method:
 
     def start_stage(self, modality: str) -> str:
         """The stage whose best weights the ICs start from (the backbone they are trained on)."""
-        return GENKD_STAGE if self.genkd and modality in GENKD_STUDENTS else "backbone"
+        return GENKD_STAGE if self.genkd and modality in GENKD_STUDENTS else Stage.BACKBONE
 
     def teacher_stage(self, modality: str) -> str:
         """The stage of ``modality``'s network when it teaches another network's ICs."""

@@ -35,7 +35,8 @@ from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.chain import write_chain
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.data_source import resolve_data_source
-from flatkd.runs.training import FINAL_TRAIN_STAGE, load_network, load_train_config
+from flatkd.runs.training import load_network, load_train_config
+from flatkd.runs.stages import FINAL_TRAIN_STAGE
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def rank_run(
         for index in indices:
             measurement = measure_network(
                 SelectExit(network, index), nn.CrossEntropyLoss(), data, settings,
-                modality=modality, exit=index, store=run.path / "flatness" / f"{modality}.exit{index}",
+                modality=modality, exit=index, store=run.flatness_store(modality, index),
                 fingerprint=_sha256(checkpoint), progress=progress,
             )  # fmt: skip
             measurements.append(measurement)

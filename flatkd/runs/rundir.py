@@ -46,10 +46,8 @@ import yaml
 from flatkd.config import read_yaml
 from flatkd.errors import InputFileError, MissingPrerequisiteError
 from flatkd.fileio import atomic_open, load_tensors, read_json, save_tensors, write_json, write_text
+from flatkd.runs.stages import TRAIN_STAGES
 from flatkd.train.checkpoint import StageFiles
-
-#: the stages ``flatkd train`` runs, in order
-TRAIN_STAGES = ("backbone", "ic-ce")
 
 
 class RunDir:
@@ -63,6 +61,11 @@ class RunDir:
         self.flatness_path = self.path / "flatness.csv"
         self.chain_path = self.path / "chain.json"
         self.wise_path = self.path / "wise.json"
+        self.wise_curves_path = self.path / "wise.csv"
+        self.distill_table_path = self.path / "distill.csv"
+        self.distill_markdown_path = self.path / "distill.md"
+        self.report_path = self.path / "report.md"
+        self.demo_steps_path = self.path / "demo_steps.csv"
         self.figures_dir = self.path / "figures"
 
     def __repr__(self) -> str:
@@ -93,6 +96,10 @@ class RunDir:
             functools.partial(self.write_metrics, stage, modality),
             str(self.path),
         )
+
+    def flatness_store(self, modality: str, exit_index: int) -> Path:
+        """Folder of the partial and finished flatness results of one exit of ``modality``."""
+        return self.path / "flatness" / f"{modality}.exit{exit_index}"
 
     def logits_path(self, stage: str, modality: str, split: str) -> Path:
         return self.path / "logits" / stage / f"{modality}.{split}.safetensors"

@@ -112,12 +112,12 @@ def write_tables(run: RunDir, wise: Mapping[str, WiseResult] | None = None) -> p
     """Rebuild ``distill.csv``, ``distill.md`` (with the WISE results, if any) and
     ``figures/distill_exits.png`` (test accuracy per exit, one bar per method) from the run."""
     table = accuracy_rows(run)
-    with atomic_open(run.path / "distill.csv", "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(run.distill_table_path, "w", encoding="utf-8", newline="") as handle:
         table.to_csv(handle, index=False)
     text = f"# Distillation results: {run.path.name}\n\n{accuracy_markdown(table)}"
     if wise:
         text += f"\n{wise_markdown(wise)}"
-    write_text(run.path / "distill.md", text)
+    write_text(run.distill_markdown_path, text)
     accuracy = accuracy_by_exit(table)
     if accuracy:
         title = f"{run.path.name}: test accuracy per exit"

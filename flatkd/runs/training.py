@@ -23,6 +23,7 @@ from flatkd.modalities import CHANNELS
 from flatkd.models import MultiExitNet, build_model, exit_costs, load_backbone_weights
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 from flatkd.train.checkpoint import load_weights
 from flatkd.train.config import TrainConfig
 from flatkd.train.distributed import LOCAL, Dist
@@ -30,9 +31,6 @@ from flatkd.train.evaluation import predict
 from flatkd.train.loop import EpochCallback, StageResult, fit_loss
 from flatkd.train.losses import ExitCrossEntropy
 from flatkd.train.seeding import derive_seed
-
-#: the stage whose checkpoint is a modality's finished network (backbone + CE-trained ICs)
-FINAL_TRAIN_STAGE = "ic-ce"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,15 +72,15 @@ def train_network(
             model,
             data.train,
             data.val,
-            run.stage_files("backbone", modality),
-            stage="backbone",
+            run.stage_files(Stage.BACKBONE, modality),
+            stage=Stage.BACKBONE,
             stage_config=config.backbone,
             loss=ExitCrossEntropy((-1,)),
             monitor=(-1,),
             **common,
         )
     ]
-    export_logits(run, "backbone", model, data, config, env, progress)
+    export_logits(run, Stage.BACKBONE, model, data, config, env, progress)
     ics = tuple(range(model.num_exits - 1))
     if ics:
         model.set_trainable("ics")

@@ -107,7 +107,7 @@ def wise_for_run(
     )
     written += save_figure(figure, run.figures_dir / f"wise_{method.name}.png")
     write_tables(run, results)
-    written += [run.path / "distill.csv", run.path / "distill.md"]
+    written += [run.distill_table_path, run.distill_markdown_path]
     return name, result, written
 
 
@@ -131,7 +131,7 @@ def _write_curves(run: RunDir, results: Mapping[str, WiseResult]) -> Path:
         for tag, result in results.items()
         for point in sorted({*result.curve, result.at_tau}, key=lambda p: p.tau)
     ]
-    path = run.path / "wise.csv"
+    path = run.wise_curves_path
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         pd.DataFrame(rows).to_csv(handle, index=False)
     return path

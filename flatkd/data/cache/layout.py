@@ -40,7 +40,7 @@ import numpy as np
 
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
 from flatkd.fileio import read_json
-from flatkd.modalities import CHANNELS, MODALITIES, Modality
+from flatkd.modalities import CHANNELS, Modality
 
 #: Stored dtype of each modality.
 DTYPES: dict[str, type[np.integer]] = {"iframe": np.uint8, "mv": np.int8, "residual": np.int8}
