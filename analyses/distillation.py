@@ -33,10 +33,10 @@
 # %%
 from IPython.display import Image, Markdown
 
-from flatkd.runs.tables import accuracy_markdown, accuracy_rows
 from flatkd.plots import save_figure
 from flatkd.plots.distill import METHOD_LABELS, exit_accuracy_figure, exit_gain_figure
 from flatkd.report import accuracy_by_method, analysis_paths
+from flatkd.runs.tables import accuracy_markdown, accuracy_rows
 
 FORMATS = ("pdf", "png")
 run, figures = analysis_paths()

@@ -34,6 +34,7 @@
 # %%
 from IPython.display import Image, Markdown
 
+from flatkd.landscape import flatness_table
 from flatkd.plots import save_figure
 from flatkd.plots.landscape import plot_density, plot_flatness_metrics, plot_loss_lines, plot_loss_planes
 from flatkd.report import analysis_paths, final_exit_records, flatness_curves, flatness_records
@@ -49,7 +50,7 @@ Markdown(f"Run `{run.path}`, final exits of {', '.join(r.modality for r in recor
 # One curve per modality, a band of one standard error over the SLQ runs.
 
 # %%
-written = save_figure(plot_density(curves.densities), figures / "flatness_density", FORMATS)
+written = save_figure(plot_density(curves.density, floor=curves.density_floor), figures / "flatness_density", FORMATS)
 Image(filename=written[-1])
 
 # %% [markdown]
@@ -73,5 +74,5 @@ Image(filename=written[-1])
 # ranking compares before it trusts an order.
 
 # %%
-written = save_figure(plot_flatness_metrics(records), figures / "flatness_metrics", FORMATS)
+written = save_figure(plot_flatness_metrics(flatness_table(records)), figures / "flatness_metrics", FORMATS)
 Image(filename=written[-1])

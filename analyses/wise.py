@@ -34,21 +34,20 @@
 # %%
 from IPython.display import Image, Markdown
 
+from flatkd.plots import save_figure
+from flatkd.plots.distill import wise_tradeoff_panels
+from flatkd.report import analysis_paths, wise_tradeoff_data
 from flatkd.runs.tables import wise_markdown
 from flatkd.runs.wise import read_wise_results
-from flatkd.plots import save_figure
-from flatkd.plots.distill import METHOD_LABELS, wise_tradeoff_panels
-from flatkd.report import analysis_paths, wise_by_method
 
 FORMATS = ("pdf", "png")
 run, figures = analysis_paths()
-variants = wise_by_method(run)
 Markdown(wise_markdown(read_wise_results(run)))
 
 # %% [markdown]
 # ## Accuracy against MACs
 
 # %%
-panels = {f"{METHOD_LABELS.get(method, method)} exits": results for method, results in variants.items()}
-written = save_figure(wise_tradeoff_panels(panels), figures / "wise_tradeoff", FORMATS)
+curves, exits = wise_tradeoff_data(run)
+written = save_figure(wise_tradeoff_panels(curves, exits), figures / "wise_tradeoff", FORMATS)
 Image(filename=written[-1])

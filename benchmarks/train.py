@@ -34,9 +34,9 @@ from flatkd.data.dataset_splits import list_videos
 from flatkd.data.synth.build import generate_synthetic
 from flatkd.modalities import MODALITIES
 from flatkd.models import build_model
+from flatkd.runs.data_source import open_split_data, resolve_data_source
 from flatkd.runs.rundir import RunDir
 from flatkd.train import ExitCrossEntropy, TrainConfig, fit_loss
-from flatkd.runs.data_source import open_split_data, resolve_data_source
 
 TARGET_WAIT = 0.10
 

@@ -1,44 +1,32 @@
-"""Test-wide settings (one torch thread per xdist worker) and the tiny end-to-end run that the
-demo, report and notebook tests share.
+"""Test-wide settings (one torch thread per xdist worker) and the fixtures several test modules share.
 
-``demo_run`` is built by the real ``flatkd demo`` at a tiny size, once per test session: the
-first xdist worker that needs it builds it under a file lock in the session's shared temporary
-folder, the others wait and reuse it.
+``demo_run`` is the tiny end-to-end run that the demo, report and notebook tests share, built by
+the real ``flatkd demo`` at a tiny size (:mod:`helpers.demo`), once per test session: the first
+xdist worker that needs it builds it under a file lock in the session's shared temporary folder,
+the others wait and reuse it.
+
+``dataset`` is a tiny real synthetic set (PyAV-encoded, cache built) for the ``flatkd train`` and
+``flatkd distill`` tests, made once per test module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 from filelock import FileLock
+from helpers.demo import DemoRun, demo_args
+
+from flatkd.data.cache import build_cache, default_cache_dir
+from flatkd.data.dataset_splits import list_videos
+from flatkd.data.synth import SynthSettings, generate_synthetic
 
 torch.set_num_threads(1)
 
-#: `flatkd demo` at test size: 4 classes, 36 clips of 26 frames at 48 px, 2 segments of 32 px,
-#: one backbone epoch and three IC epochs (PKD along a three-network chain needs three).
-TINY_DEMO = [
-    "--classes", "4", "--clips-per-class", "9", "--frames", "26", "--size", "48",
-    "--input-size", "32", "--batch-size", "4", "--epochs", "1", "--ic-epochs", "3",
-    "--set", "num_segments=2", "--set", "workers=0", "--jobs", "1",
-]  # fmt: skip
-
-
-def demo_args(run: Path, data: Path) -> list[str]:
-    """The tiny demo's command line (after ``flatkd``)."""
-    return ["demo", "--run", str(run), "--data", str(data), *TINY_DEMO]
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    """A finished tiny demo: its run and data directories and what the command printed."""
-
-    run: Path
-    data: Path
-    output: str
+#: The ``dataset`` fixture's synthetic set: 4 classes of 8 clips in groups of 2, 26 frames of 64x48.
+TINY_SYNTH = SynthSettings(classes=4, clips_per_class=8, clips_per_group=2, frames=26, width=64, height=48, seed=3)
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +43,12 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoRu
             assert result.exit_code == 0, result.output
             output.write_text(result.output)
     return DemoRun(root / "run", root / "data", output.read_text())
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:data:`TINY_SYNTH` generated and cached under a fresh temporary folder."""
+    root = tmp_path_factory.mktemp("synth")
+    generate_synthetic(root, TINY_SYNTH, jobs=1)
+    build_cache(list_videos(root), default_cache_dir(root), jobs=1)
+    return root

@@ -16,14 +16,13 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DemoRun
+from helpers.demo import DemoRun
 from matplotlib.colors import LogNorm
 
-from flatkd.runs.methods import METHODS
 from flatkd.distill.wise import WiseConfig
-from flatkd.runs.wise import variant_name
 from flatkd.errors import MissingPrerequisiteError
-from flatkd.plots.distill import exit_gain_figure, wise_tradeoff_panels
+from flatkd.landscape import flatness_table
+from flatkd.plots.distill import METHOD_LABELS, exit_gain_figure, wise_tradeoff_panels
 from flatkd.plots.landscape import plot_flatness_metrics, plot_loss_planes
 from flatkd.report import (
     accuracy_by_method,
@@ -32,8 +31,11 @@ from flatkd.report import (
     flatness_curves,
     flatness_records,
     wise_by_method,
+    wise_tradeoff_data,
 )
+from flatkd.runs.methods import METHODS
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.wise import variant_name
 
 ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 #: notebook -> the figures it writes (each as PDF and PNG)
@@ -105,10 +107,12 @@ def test_readers_return_the_runs_files(run_dir: Path) -> None:
     finals = final_exit_records(records)
     assert [r.modality for r in finals] == ["iframe", "mv", "residual"]
     curves = flatness_curves(run)
-    assert set(curves.densities) == set(curves.lines) == set(curves.planes) == {"iframe", "mv", "residual"}
+    for table in (curves.density, curves.lines, curves.planes):
+        assert list(dict.fromkeys(table["modality"])) == ["iframe", "mv", "residual"]
     for record in finals:  # the stored plane's centre is the measured loss at the trained weights
-        plane = curves.planes[record.modality]
-        assert plane.centre_loss == pytest.approx(record.loss, rel=1e-5)
+        plane = curves.planes[curves.planes["modality"] == record.modality]
+        (centre,) = plane[(plane["alpha"] == 0) & (plane["beta"] == 0)]["loss"]
+        assert centre == pytest.approx(record.loss, rel=1e-5)
 
     distill = pd.read_csv(run_dir / "distill.csv")
     accuracy = accuracy_by_method(run)
@@ -134,7 +138,7 @@ def test_analysis_paths_come_from_the_environment(run_dir: Path, tmp_path: Path)
 def test_figure_functions_draw_the_numbers_they_get(run_dir: Path) -> None:
     run = RunDir(run_dir)
     records = final_exit_records(flatness_records(run))
-    fig = plot_flatness_metrics(records)
+    fig = plot_flatness_metrics(flatness_table(records))
     trace = fig.axes[0]
     assert [bar.get_height() for bar in trace.patches] == [r.trace for r in records]
     (errors,) = [c for c in trace.collections if len(c.get_segments()) == len(records)]
@@ -144,10 +148,10 @@ def test_figure_functions_draw_the_numbers_they_get(run_dir: Path) -> None:
     planes = flatness_curves(run).planes
     fig = plot_loss_planes(planes)
     contours = [c for ax in fig.axes for c in ax.collections if hasattr(c, "levels") and c.filled]
-    assert len(contours) == len(planes) and all(isinstance(c.norm, LogNorm) for c in contours)
+    assert len(contours) == planes["modality"].nunique() and all(isinstance(c.norm, LogNorm) for c in contours)
     assert all(np.array_equal(c.levels, contours[0].levels) for c in contours)  # one scale for every panel
-    low = min(float(np.nanmin(p.loss)) for p in planes.values())
-    assert contours[0].levels[0] == pytest.approx(low)
+    assert contours[0].levels[0] == pytest.approx(np.nanmin(planes["loss"]))
+    assert contours[0].levels[-1] == pytest.approx(np.nanmax(planes["loss"]))
 
     accuracy = accuracy_by_method(run)
     fig = exit_gain_figure(accuracy, baseline="ce")
@@ -156,8 +160,8 @@ def test_figure_functions_draw_the_numbers_they_get(run_dir: Path) -> None:
     np.testing.assert_allclose(pkd.get_ydata(), np.subtract(accuracy["pkd"]["mv"], accuracy["ce"]["mv"]))
 
     variants = wise_by_method(run)
-    fig = wise_tradeoff_panels(variants)
-    assert [ax.get_title() for ax in fig.axes] == list(variants)
+    fig = wise_tradeoff_panels(*wise_tradeoff_data(run))
+    assert [ax.get_title() for ax in fig.axes] == [f"{METHOD_LABELS[m]} exits" for m in variants]
     for ax, results in zip(fig.axes, variants.values()):
         for label, result in results.items():
             (curve,) = [line for line in ax.get_lines() if line.get_label() == label]

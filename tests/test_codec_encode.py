@@ -8,23 +8,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers.videos import moving_texture
 
 from flatkd.codec.encode import CANONICAL, EncodeSettings, encode_frames
 from flatkd.codec.probe import probe
 from flatkd.errors import ConfigError
-
-
-def moving_texture(count: int, height: int = 48, width: int = 64, seed: int = 0) -> list[np.ndarray]:
-    """A random texture of 4x4 patches panning left by 2 and up by 1 pixel per frame."""
-    rng = np.random.default_rng(seed)
-    cells = rng.integers(0, 256, ((height + count) // 4 + 1, (width + 2 * count) // 4 + 1, 3), dtype=np.uint8)
-    texture = np.repeat(np.repeat(cells, 4, axis=0), 4, axis=1)  # 4x4 patches survive 4:2:0 chroma
-    return [
-        np.ascontiguousarray(
-            texture[count - i : count - i + height, 2 * (count - i) : 2 * (count - i) + width]
-        )
-        for i in range(count)
-    ]
 
 
 def yuv_round_trip(rgb: np.ndarray) -> np.ndarray:

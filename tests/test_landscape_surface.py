@@ -19,8 +19,8 @@ from flatkd.landscape import (
     mean_loss_increase,
     save_surface,
 )
-from flatkd.landscape.directions import filter_normalized_direction
 from flatkd.landscape.params import ParameterSpace
+from flatkd.landscape.surfaces.directions import filter_normalized_direction
 
 
 def bn_net(seed: int) -> nn.Module:

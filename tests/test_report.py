@@ -11,10 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import DemoRun
+from helpers.demo import DemoRun
 
 from flatkd.cli import cli
-
 
 
 @pytest.fixture

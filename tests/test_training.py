@@ -1,4 +1,5 @@
-"""The training loop: freezing, kill-and-resume, loss objects and hooks, optimiser, schedule."""
+"""The training loop: the stand-in data it trains on, freezing, kill-and-resume, loss objects and hooks,
+optimiser, schedule."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_training_standin import StandInClips
+from helpers.clips import StandInClips
+from helpers.interrupt import Interrupt, kill_after
 
 from flatkd.config import from_dict
 from flatkd.errors import ConfigError, FlatkdError
 from flatkd.fileio import load_tensors
 from flatkd.models import build_model
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.training import SplitData, load_network, train_network
 from flatkd.train import (
     Batch,
     ExitCrossEntropy,
@@ -26,7 +29,6 @@ from flatkd.train import (
     fit_loss,
 )
 from flatkd.train.optim import build_optimizer, lr_factor
-from flatkd.runs.training import SplitData, load_network, train_network
 
 TIMING_COLUMNS = ["seconds", "clips_per_s", "data_wait"]
 
@@ -52,16 +54,23 @@ def _data(n_train: int = 32) -> SplitData:
     )
 
 
-class Interrupt(Exception):
-    pass
-
-
-def _kill_after(stage: str, epoch: int):
-    def callback(row: dict) -> None:
-        if (row["stage"], row["epoch"]) == (stage, epoch):
-            raise Interrupt
-
-    return callback
+def test_standin_follows_the_data_contract() -> None:
+    train = StandInClips(6, train=True)
+    inputs, label = train[3]
+    assert {m: tuple(x.shape) for m, x in inputs.items()} == {
+        "iframe": (2, 3, 32, 32),
+        "mv": (2, 2, 32, 32),
+        "residual": (2, 3, 32, 32),
+    }
+    assert all(x.dtype == torch.float32 for x in inputs.values()) and label == (3 * 7) % 4
+    again, _ = train[3]
+    assert torch.equal(again["mv"], inputs["mv"])
+    train.set_epoch(1)
+    assert not torch.equal(train[3][0]["mv"], inputs["mv"])
+    evaluation = StandInClips(6, train=False)
+    first = evaluation[2][0]["iframe"]
+    evaluation.set_epoch(5)
+    assert torch.equal(evaluation[2][0]["iframe"], first)
 
 
 @pytest.mark.parametrize("kill_stage", ["backbone", "ic-ce"])
@@ -70,7 +79,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, kill_stage:
     train_network(whole, "mv", _config(), _data(), num_classes=4)
     with pytest.raises(Interrupt):
         train_network(
-            resumed, "mv", _config(), _data(), num_classes=4, on_epoch_end=_kill_after(kill_stage, 0)
+            resumed, "mv", _config(), _data(), num_classes=4, on_epoch_end=kill_after(kill_stage, 0)
         )
     with pytest.raises(FlatkdError, match="pass --resume to continue"):
         train_network(resumed, "mv", _config(), _data(), num_classes=4)

@@ -9,16 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner, Result
+from helpers.cli import assert_one_line_error, run_flatkd
 
-from flatkd.cli import cli
-from flatkd.data.cache import build_cache, default_cache_dir
-from flatkd.data.dataset_splits import list_videos
-from flatkd.data.synth import SynthSettings, generate_synthetic
 from flatkd.data.synth.design import class_table
 from flatkd.runs.rundir import RunDir
 
-TINY = SynthSettings(classes=4, clips_per_class=8, clips_per_group=2, frames=26, width=64, height=48, seed=3)
 FAST = [
     "--set",
     "input_size=32",
@@ -36,32 +31,11 @@ FAST = [
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    generate_synthetic(root, TINY, jobs=1)
-    build_cache(list_videos(root), default_cache_dir(root), jobs=1)
-    return root
-
-
-@pytest.fixture(scope="module")
 def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "r1"
-    result = _flatkd("train", "--data", str(dataset), "--modality", "mv", "--run", str(run), *FAST)
+    result = run_flatkd("train", "--data", str(dataset), "--modality", "mv", "--run", str(run), *FAST)
     assert result.exit_code == 0, result.output
     return run
-
-
-def _flatkd(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def _assert_one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("flatkd: error: "), result.stderr
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_train_records_everything_and_evaluate_reproduces_the_logits(trained: Path, tmp_path: Path) -> None:
@@ -79,7 +53,7 @@ def test_train_records_everything_and_evaluate_reproduces_the_logits(trained: Pa
     for path in (copy / "logits").rglob("*"):
         path.unlink() if path.is_file() else None
     (copy / "macs.json").unlink()
-    result = _flatkd("evaluate", "--run", str(copy))
+    result = run_flatkd("evaluate", "--run", str(copy))
     assert result.exit_code == 0, result.output
     assert "mv        ic-ce     test       8" in result.output
     for split, (logits, labels) in saved.items():
@@ -93,13 +67,13 @@ def test_corrupted_checkpoints_give_one_line_errors(trained: Path, tmp_path: Pat
     shutil.copytree(trained, copy)
     best = RunDir(copy).checkpoint_path("ic-ce", "mv")
     best.write_bytes(best.read_bytes()[:100])
-    _assert_one_line_error(
-        _flatkd("evaluate", "--run", str(copy)), "mv.safetensors: corrupt or not a safetensors file"
+    assert_one_line_error(
+        run_flatkd("evaluate", "--run", str(copy)), "mv.safetensors: corrupt or not a safetensors file"
     )
     state = RunDir(copy).resume_path("backbone", "mv")
     state.write_bytes(b"PK\x03\x04 not a torch file")
-    _assert_one_line_error(
-        _flatkd("train", "--modality", "mv", "--run", str(copy), "--resume"),
+    assert_one_line_error(
+        run_flatkd("train", "--modality", "mv", "--run", str(copy), "--resume"),
         "mv.resume.pt: corrupt or unsafe state file",
         "delete it to restart that stage",
     )
@@ -108,8 +82,8 @@ def test_corrupted_checkpoints_give_one_line_errors(trained: Path, tmp_path: Pat
 def test_bad_settings_give_one_line_errors(dataset: Path, trained: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"backbone": {"optim": {"lrr": 0.1}}}))
-    _assert_one_line_error(
-        _flatkd(
+    assert_one_line_error(
+        run_flatkd(
             "train",
             "--data",
             str(dataset),
@@ -122,18 +96,18 @@ def test_bad_settings_give_one_line_errors(dataset: Path, trained: Path, tmp_pat
         ),
         "bad.yaml.backbone.optim: unknown key 'lrr' (did you mean 'lr'?)",
     )
-    _assert_one_line_error(
-        _flatkd("train", "--modality", "iframe", "--run", str(tmp_path / "r"), "--set", "batch_sise=2"),
+    assert_one_line_error(
+        run_flatkd("train", "--modality", "iframe", "--run", str(tmp_path / "r"), "--set", "batch_sise=2"),
         "unknown key 'batch_sise' (did you mean 'batch_size'?)",
     )
-    _assert_one_line_error(
-        _flatkd("train", "--modality", "iframe", "--run", str(tmp_path / "r")), "pass --data DIR"
+    assert_one_line_error(
+        run_flatkd("train", "--modality", "iframe", "--run", str(tmp_path / "r")), "pass --data DIR"
     )
-    _assert_one_line_error(
-        _flatkd("train", "--modality", "mv", "--run", str(trained)), "already trains mv; pass --resume"
+    assert_one_line_error(
+        run_flatkd("train", "--modality", "mv", "--run", str(trained)), "already trains mv; pass --resume"
     )
-    _assert_one_line_error(
-        _flatkd("train", "--data", str(tmp_path), "--modality", "iframe", "--run", str(trained)),
+    assert_one_line_error(
+        run_flatkd("train", "--data", str(tmp_path), "--modality", "iframe", "--run", str(trained)),
         "was trained on dir",
     )
     assert not (tmp_path / "r").exists()

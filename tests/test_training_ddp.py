@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_training_standin import StandInClips
+from helpers.clips import StandInClips
 
 from flatkd.config import from_dict
 from flatkd.fileio import load_tensors

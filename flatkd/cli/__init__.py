@@ -9,6 +9,7 @@ only when used, so ``flatkd --help`` stays quick. Errors the user can fix
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -69,5 +70,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Figures are written to files, never shown: matplotlib's
+    non-interactive Agg backend, unless ``MPLBACKEND`` chooses another."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
     cli(prog_name="flatkd")

@@ -16,13 +16,13 @@ from flatkd.cli.distill import distill, wise
 from flatkd.cli.landscape import rank_modalities
 from flatkd.cli.report import report
 from flatkd.cli.train import train
-from flatkd.runs.ic_training import stage_complete
 from flatkd.fileio import atomic_open
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
+from flatkd.runs.ic_training import stage_complete
 from flatkd.runs.rundir import RunDir
-from flatkd.runs.training import load_train_config
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
+from flatkd.runs.training import load_train_config
 
 
 def _trained(run: RunDir) -> bool:

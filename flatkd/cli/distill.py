@@ -9,18 +9,19 @@ import click
 import pandas as pd
 
 from flatkd.cli.common import progress, run_option, settings_options
-from flatkd.runs.methods import METHODS, get_method
-from flatkd.runs.distill import distill as run_distill
-from flatkd.runs.tables import accuracy_markdown
-from flatkd.runs.distill_settings import resolve_settings
 from flatkd.distill.wise import WiseConfig
-from flatkd.runs.wise import wise_for_run
 from flatkd.modalities import MODALITIES
 from flatkd.progress import no_progress
+from flatkd.runs.distill import distill as run_distill
+from flatkd.runs.distill_settings import resolve_settings
+from flatkd.runs.methods import METHODS, get_method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.settings import resolve
-from flatkd.train import init_from_env
+from flatkd.runs.tables import accuracy_markdown
 from flatkd.runs.training import load_train_config
+from flatkd.runs.wise import wise_for_run
+from flatkd.train import init_from_env
+
 
 @click.command()
 @run_option

@@ -12,12 +12,12 @@ from flatkd.config import to_dict
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
 from flatkd.progress import no_progress
+from flatkd.runs.data_source import open_split_data, record_data_source, resolve_data_source
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.settings import recorded_section, resolve
-from flatkd.train import TrainConfig, exit_accuracy, init_from_env
-from flatkd.runs.data_source import open_split_data, record_data_source, resolve_data_source
-from flatkd.runs.training import export_logits, load_network, load_train_config, record_macs, train_network
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
+from flatkd.runs.training import export_logits, load_network, load_train_config, record_macs, train_network
+from flatkd.train import TrainConfig, exit_accuracy, init_from_env
 
 
 def _resolve_config(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from flatkd.data.cache.layout import CHANNELS, MODALITIES, ModalityCache, VideoEntry
+from flatkd.data.cache.layout import ModalityCache, VideoEntry
 from flatkd.data.sampling import segment_positions
 from flatkd.data.splits import Sample
 from flatkd.data.transforms import (
@@ -39,6 +39,7 @@ from flatkd.data.transforms import (
     resize,
 )
 from flatkd.errors import ConfigError, MissingPrerequisiteError
+from flatkd.modalities import CHANNELS, MODALITIES
 
 log = logging.getLogger(__name__)
 

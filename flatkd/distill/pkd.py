@@ -43,10 +43,10 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 
-from flatkd.landscape.chain import Chain
-from flatkd.modalities import MODALITIES
 from flatkd.distill.kd import KDLoss
 from flatkd.errors import ConfigError
+from flatkd.landscape.chain import Chain
+from flatkd.modalities import MODALITIES
 
 Variant = Literal["ce", "kd", "pkd", "pkd-reversed", "pkd-iframe"]
 

@@ -19,12 +19,24 @@ Every estimate carries its uncertainty and the Hessian-vector products it cost. 
 work on any :class:`LinearOperator` (``hvp``: the matrix-free Hessian; ``DenseOperator``: an
 explicit matrix). ``backend="pyhessian"`` / ``"loss-landscapes"`` run the reference libraries
 instead (:mod:`flatkd.landscape.reference`). Multi-exit networks: wrap in :class:`SelectExit`.
+
+Layout: this package holds the foundation (the objective over a fixed data subset, the
+Hessian-vector-product operator, linear operators, result types) and the facades above;
+:mod:`.estimators` holds the matrix-free estimators (Lanczos, power iteration, Hutchinson,
+Hutch++, SLQ, the shared spectrum, deflation, probes); :mod:`.surfaces` the loss surfaces,
+filter-normalised directions and sharpness summaries.
 """
 
 from flatkd.landscape.dense import dense_hessian
-from flatkd.landscape.eigen_lanczos import lanczos_eigenvalues
-from flatkd.landscape.eigen_power import power_eigenvalues
 from flatkd.landscape.errors import LandscapeInputError
+from flatkd.landscape.estimators import (
+    hutchinson_trace,
+    hutchpp_trace,
+    lanczos_eigenvalues,
+    power_eigenvalues,
+    shared_spectrum,
+    slq_density,
+)
 from flatkd.landscape.exits import SelectExit
 from flatkd.landscape.hessian import Hessian
 from flatkd.landscape.hvp import HessianOperator
@@ -33,13 +45,15 @@ from flatkd.landscape.measure import FlatnessSettings, Measurement, load_density
 from flatkd.landscape.objective import Objective
 from flatkd.landscape.ranking import FlatnessRecord, Ranking, flatness_table, rank_modalities
 from flatkd.landscape.results import DensityCurve, DensityEstimate, EigenEstimate, SpectrumEstimate, TraceEstimate
-from flatkd.landscape.sharpness import EpsilonSharpness, epsilon_sharpness, mean_loss_increase
-from flatkd.landscape.slq import slq_density
-from flatkd.landscape.spectrum import shared_spectrum
-from flatkd.landscape.surface import Surface
-from flatkd.landscape.surface_result import LossSurface, load_surface, save_surface
-from flatkd.landscape.trace_hutchinson import hutchinson_trace
-from flatkd.landscape.trace_hutchpp import hutchpp_trace
+from flatkd.landscape.surfaces import (
+    EpsilonSharpness,
+    LossSurface,
+    Surface,
+    epsilon_sharpness,
+    load_surface,
+    mean_loss_increase,
+    save_surface,
+)
 
 __all__ = [
     "DenseOperator",

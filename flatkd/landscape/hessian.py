@@ -21,16 +21,16 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from flatkd.landscape.eigen_lanczos import lanczos_eigenvalues
-from flatkd.landscape.eigen_power import power_eigenvalues
 from flatkd.landscape.errors import LandscapeInputError
+from flatkd.landscape.estimators.hutchinson import hutchinson_trace
+from flatkd.landscape.estimators.hutchpp import hutchpp_trace
+from flatkd.landscape.estimators.lanczos_eigenvalues import lanczos_eigenvalues
+from flatkd.landscape.estimators.power import power_eigenvalues
+from flatkd.landscape.estimators.slq import slq_density
+from flatkd.landscape.estimators.spectrum import shared_spectrum
 from flatkd.landscape.hvp import HessianOperator
 from flatkd.landscape.objective import Objective
 from flatkd.landscape.results import DensityEstimate, EigenEstimate, SpectrumEstimate, TraceEstimate
-from flatkd.landscape.slq import slq_density
-from flatkd.landscape.spectrum import shared_spectrum
-from flatkd.landscape.trace_hutchinson import hutchinson_trace
-from flatkd.landscape.trace_hutchpp import hutchpp_trace
 from flatkd.progress import ProgressFactory, no_progress
 
 Backend = Literal["flatkd", "pyhessian"]
@@ -162,7 +162,7 @@ class Hessian:
         seed: int = 0,
         progress: ProgressFactory = no_progress,
     ) -> SpectrumEstimate:
-        """Top eigenvalues, trace and density from shared products (:mod:`.spectrum`).
+        """Top eigenvalues, trace and density from shared products (:mod:`.estimators.spectrum`).
 
         With the pyhessian backend: its three separate calls (power iteration; Hutchinson with
         ``runs * steps + probes`` probes; SLQ with ``runs`` runs of ``steps``), sharing nothing.

@@ -1,8 +1,8 @@
 """All flatness metrics of one network exit, resumable from a folder of partial results.
 
 :func:`measure_network` computes, on one fixed data subset: the shared spectrum (top eigenvalue,
-trace, density; :mod:`.spectrum`), a 1-D line and a 2-D plane (:mod:`.surface`), the mean loss
-increase within ``rho`` on the plane and epsilon-sharpness (:mod:`.sharpness`). With a ``store``
+trace, density; :mod:`.estimators.spectrum`), a 1-D line and a 2-D plane (:mod:`.surfaces.surface`), the mean loss
+increase within ``rho`` on the plane and epsilon-sharpness (:mod:`.surfaces.sharpness`). With a ``store``
 folder every finished piece is written there atomically (``result.json``, ``density.safetensors``,
 ``line.safetensors``, ``plane.safetensors``, the plane also while it is being evaluated), and a
 later call with the same settings and the same ``fingerprint`` (e.g. a hash of the checkpoint)
@@ -25,9 +25,9 @@ from flatkd.landscape.hessian import Hessian
 from flatkd.landscape.objective import Objective
 from flatkd.landscape.ranking import FlatnessRecord
 from flatkd.landscape.results import DensityEstimate
-from flatkd.landscape.sharpness import mean_loss_increase
-from flatkd.landscape.surface import Surface
-from flatkd.landscape.surface_result import LossSurface, load_surface, save_surface
+from flatkd.landscape.surfaces.loss_surface import LossSurface, load_surface, save_surface
+from flatkd.landscape.surfaces.sharpness import mean_loss_increase
+from flatkd.landscape.surfaces.surface import Surface
 from flatkd.progress import ProgressFactory, no_progress
 
 

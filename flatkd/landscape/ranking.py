@@ -4,14 +4,14 @@ Each network (or exit) is summarised by a :class:`FlatnessRecord`. The ranking s
 **primary metric**, the Hessian trace by default, ascending (smaller = flatter), and checks it:
 
 * the **trace** :math:`\\operatorname{tr} H = \\sum_i \\lambda_i` sums the curvature over all
-  directions; its estimate is unbiased with a standard error (:mod:`.spectrum`), so the ranking can
+  directions; its estimate is unbiased with a standard error (:mod:`.estimators.spectrum`), so the ranking can
   say when two networks are not told apart. This is the primary metric;
 * the **top eigenvalue** :math:`\\lambda_{\\max}` (sharpest single direction), with its error
   estimate;
 * the **trace per parameter**, for networks of different sizes (the trace grows with the number of
   parameters);
 * the **mean loss increase** within radius :math:`\\rho` of a filter-normalised plane and
-  **epsilon-sharpness** (:mod:`.sharpness`), reparametrisation-aware views without intervals.
+  **epsilon-sharpness** (:mod:`.surfaces.sharpness`), reparametrisation-aware views without intervals.
 
 Warnings are raised when neighbours in the primary ranking have overlapping intervals
 (value :math:`\\pm z` standard errors, :math:`z = 1.96` by default, ~95%), and when another metric

@@ -61,8 +61,7 @@ from flatkd.landscape.errors import LandscapeInputError
 from flatkd.landscape.modes import eval_mode
 from flatkd.landscape.objective import Objective
 from flatkd.landscape.results import DensityEstimate, EigenEstimate, TraceEstimate
-from flatkd.landscape.surface_result import LossSurface
-
+from flatkd.landscape.surfaces.loss_surface import LossSurface
 
 #: The module ``pyhessian.hessian`` (the package attribute of that name is the class).
 pyhessian_module = importlib.import_module("pyhessian.hessian")

@@ -105,7 +105,7 @@ class DensityEstimate:
 
     Run :math:`r` gives nodes :math:`\\theta_{r,i}` and weights :math:`\\tau_{r,i}^2` summing to 1;
     the estimate of the spectral measure :math:`\\frac{1}{n}\\sum_j \\delta_{\\lambda_j}` is their
-    average over runs (stochastic Lanczos quadrature, see :mod:`.slq`).
+    average over runs (stochastic Lanczos quadrature, see :mod:`.estimators.slq`).
 
     Attributes:
         nodes, weights: one 1-D float64 tensor per run.

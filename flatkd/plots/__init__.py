@@ -3,7 +3,9 @@
 One module per figure family (``flow``: compressed-domain previews, ``landscape``: eigen-density
 and loss surfaces, ``distill``: PKD/CE and WISE trade-offs). Every function takes data, returns a
 ``matplotlib.figure.Figure`` and never shows it; :func:`save_figure` writes PNG and/or PDF
-atomically. All figures use :func:`paper_style`, so a paper's figures look alike.
+atomically. All figures use :func:`paper_style`, so a paper's figures look alike. The functions
+take plain data (arrays, data frames, mappings of numbers) and import no method package; nothing
+here selects a matplotlib backend (the CLI chooses Agg, a notebook keeps its own).
 """
 
 from __future__ import annotations
@@ -13,14 +15,10 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from flatkd.fileio import atomic_path  # noqa: E402
+from flatkd.fileio import atomic_path
 
 #: Colours per modality, used by every figure that compares modalities.
 MODALITY_COLORS = {"iframe": "#1b6ca8", "mv": "#d1495b", "residual": "#edae49", "fused": "#3a3a3a"}

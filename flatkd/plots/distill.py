@@ -1,5 +1,9 @@
 """Distillation figures: WISE's accuracy-vs-MACs trade-off (one method, or several side by side),
-per-exit accuracy bars (PKD vs CE and the ablations) and each method's per-exit gain over CE."""
+per-exit accuracy bars (PKD vs CE and the ablations) and each method's per-exit gain over CE.
+
+The functions take plain data: the trade-off figures long-form :class:`pandas.DataFrame` s (the
+run layer makes them from WISE results: :func:`flatkd.runs.figure_data.wise_frames`), the bar
+figures nested mappings of accuracies."""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from flatkd.distill.wise import WiseResult, parse_exit
 from flatkd.plots import MODALITY_COLORS, MODALITY_LABELS, paper_style
 
 #: How figures name the distillation methods of :data:`flatkd.runs.methods.METHODS`.
@@ -38,58 +42,58 @@ def _mac_unit(largest: float) -> tuple[float, str]:
     return next((scale, name) for scale, name in _MAC_UNITS if largest >= scale or scale == 1.0)
 
 
-def wise_variant_label(result: WiseResult) -> str:
-    """``"WISE"``, or ``"WISE (no scaling, no lateral)"`` for the ablations."""
-    ablations = [name for name, on in (("no scaling", result.scaling), ("no lateral", result.lateral)) if not on]
-    return f"WISE ({', '.join(ablations)})" if ablations else "WISE"
+def wise_tradeoff_figure(curves: pd.DataFrame, exits: pd.DataFrame, title: str | None = None) -> Figure:
+    """Accuracy (%) against mean MACs per clip: one tau-sweep curve per ``label`` (e.g. WISE and
+    its ablations), each operating point circled, and every single exit as a point coloured by
+    modality, shaped by exit depth.
 
-
-def wise_tradeoff_figure(results: Mapping[str, WiseResult], title: str | None = None) -> Figure:
-    """Accuracy (%) against mean MACs per clip: one tau-sweep curve per result (e.g. WISE and its
-    ablations, keyed by legend label), each operating point (its ``tau``) circled, and every
-    single exit of the first result as a point coloured by modality, shaped by exit depth."""
-    scale, unit = _mac_unit(_largest_macs(results.values()))
+    ``curves``: columns ``label``, ``macs``, ``accuracy`` (a fraction) and ``operating`` (True:
+    the point at the reported tau, circled; False: a point of the sweep). ``exits``: columns
+    ``modality``, ``exit``, ``macs``, ``accuracy``."""
+    if curves.empty:
+        raise ValueError("no WISE results to plot")
+    scale, unit = _mac_unit(_largest_macs(curves, exits))
     with paper_style():
         fig, ax = plt.subplots(figsize=(5.6, 3.4))
-        curves, markers = _draw_tradeoff(ax, results, scale, _curve_styles(results))
+        handles, markers = _draw_tradeoff(ax, curves, exits, scale, _curve_styles(curves["label"]))
         ax.set_xlabel(f"mean {unit} per clip")
         ax.set_ylabel("accuracy (%)")
         if title:
             ax.set_title(title)
-        ax.legend(handles=curves + markers, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+        ax.legend(handles=handles + markers, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
         fig.tight_layout()
     return fig
 
 
-def wise_tradeoff_panels(methods: Mapping[str, Mapping[str, WiseResult]]) -> Figure:
+def wise_tradeoff_panels(curves: pd.DataFrame, exits: pd.DataFrame) -> Figure:
     """:func:`wise_tradeoff_figure` for several distillation methods side by side, on shared
-    axes: ``methods[panel title][legend label]``, each panel with the single exits of its first
-    result."""
-    if not methods:
+    axes: both tables carry a ``panel`` column (the panel's title, in order of appearance)."""
+    if curves.empty:
         raise ValueError("no WISE results to plot")
-    scale, unit = _mac_unit(_largest_macs([r for results in methods.values() for r in results.values()]))
-    styles = _curve_styles([label for results in methods.values() for label in results])
+    panels = list(dict.fromkeys(curves["panel"]))
+    scale, unit = _mac_unit(_largest_macs(curves, exits))
+    styles = _curve_styles(curves["label"])
     with paper_style():
         fig, axes = plt.subplots(
-            1, len(methods), figsize=(3.2 * len(methods) + 1.6, 3.2), sharex=True, sharey=True, squeeze=False
+            1, len(panels), figsize=(3.2 * len(panels) + 1.6, 3.2), sharex=True, sharey=True, squeeze=False
         )
-        curves: dict[str, Line2D] = {}
+        handles: dict[str, Line2D] = {}
         markers: dict[str, Line2D] = {}
-        for ax, (title, results) in zip(axes[0], methods.items()):
-            drawn = _draw_tradeoff(ax, results, scale, styles)
-            curves |= {h.get_label(): h for h in drawn[0]}
+        for ax, panel in zip(axes[0], panels):
+            drawn = _draw_tradeoff(ax, curves[curves["panel"] == panel], exits[exits["panel"] == panel], scale, styles)
+            handles |= {h.get_label(): h for h in drawn[0]}
             markers |= {h.get_label(): h for h in drawn[1]}
-            ax.set_title(title)
+            ax.set_title(panel)
             ax.set_xlabel(f"mean {unit} per clip")
         axes[0][0].set_ylabel("accuracy (%)")
         fig.tight_layout()
-        ordered = [curves[label] for label in styles] + list(markers.values())
+        ordered = [handles[label] for label in styles] + list(markers.values())
         fig.legend(handles=ordered, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return fig
 
 
-def _largest_macs(results: Iterable[WiseResult]) -> float:
-    return max(max(r.step_macs[-1], *r.exit_macs, *(p.macs for p in r.curve)) for r in results)
+def _largest_macs(curves: pd.DataFrame, exits: pd.DataFrame) -> float:
+    return float(max(curves["macs"].max(), exits["macs"].max() if not exits.empty else 0.0))
 
 
 def _curve_styles(labels: Iterable[str]) -> dict[str, str]:
@@ -98,32 +102,31 @@ def _curve_styles(labels: Iterable[str]) -> dict[str, str]:
 
 
 def _draw_tradeoff(
-    ax: Axes, results: Mapping[str, WiseResult], scale: float, styles: Mapping[str, str]
+    ax: Axes, curves: pd.DataFrame, exits: pd.DataFrame, scale: float, styles: Mapping[str, str]
 ) -> tuple[list[Line2D], list[Line2D]]:
     """Draw the tau sweeps (black, line style ``styles[label]``, operating point circled) and the
-    first result's single exits; returns the legend handles of the curves and of the markers."""
-    curves = []
-    for label, result in results.items():
-        points = sorted(result.curve, key=lambda p: p.macs)
+    single exits; returns the legend handles of the curves and of the markers."""
+    handles = []
+    for label, rows in curves.groupby("label", sort=False):
+        sweep = rows[~rows["operating"].astype(bool)].sort_values("macs", kind="stable")
         (line,) = ax.plot(
-            [p.macs / scale for p in points], [100 * p.accuracy for p in points],
-            color="black", linestyle=styles[label], marker=".", label=label,
+            sweep["macs"] / scale, 100 * sweep["accuracy"],
+            color="black", linestyle=styles[str(label)], marker=".", label=str(label),
         )  # fmt: skip
-        ax.plot(result.at_tau.macs / scale, 100 * result.at_tau.accuracy, "o", mfc="none", ms=9, color="black")
-        curves.append(line)
-    first = next(iter(results.values()))
-    exits = [parse_exit(name) for name in first.order]
-    for (modality, index), macs, accuracy in zip(exits, first.exit_macs, first.exit_accuracy):
+        chosen = rows[rows["operating"].astype(bool)]
+        ax.plot(chosen["macs"] / scale, 100 * chosen["accuracy"], "o", mfc="none", ms=9, color="black")
+        handles.append(line)
+    for modality, index, macs, accuracy in exits[["modality", "exit", "macs", "accuracy"]].itertuples(index=False):
         ax.scatter(
             macs / scale, 100 * accuracy, color=MODALITY_COLORS.get(modality, "grey"),
             marker=_MARKERS[index % len(_MARKERS)], s=22, edgecolors="black", linewidths=0.4, zorder=3,
         )  # fmt: skip
     markers = [Line2D([], [], color="black", marker="o", mfc="none", linestyle="none", label="at the reported τ")]
-    for modality in dict.fromkeys(m for m, _ in exits):
+    for modality in dict.fromkeys(exits["modality"]):
         markers.append(_marker(MODALITY_COLORS.get(modality, "grey"), "s", f"{MODALITY_LABELS.get(modality, modality)} exits"))
-    for index in sorted({i for _, i in exits}):
+    for index in sorted(set(exits["exit"])):
         markers.append(_marker("lightgrey", _MARKERS[index % len(_MARKERS)], f"exit {index}"))
-    return curves, markers
+    return handles, markers
 
 
 def _marker(color: str, marker: str, label: str) -> Line2D:

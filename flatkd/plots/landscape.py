@@ -1,17 +1,18 @@
 """Flatness figures: eigenvalue densities per modality, 1-D / 2-D loss surfaces (together or
 apart), and the flatness metrics with their uncertainty.
 
-The functions take :mod:`flatkd.landscape` results keyed by modality (``"iframe"``, ``"mv"``,
-``"residual"``; other keys are drawn in matplotlib's default colours) and return a figure; save it
-with :func:`flatkd.plots.save_figure`.
+The functions take plain data, long-form :class:`pandas.DataFrame` s with a ``modality`` column
+(``"iframe"``, ``"mv"``, ``"residual"``; other values are drawn in matplotlib's default colours),
+and return a figure; save it with :func:`flatkd.plots.save_figure`. The run layer turns
+:mod:`flatkd.landscape` results into these tables (:mod:`flatkd.runs.figure_data`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm, Normalize
@@ -19,9 +20,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import LogLocator
 
-from flatkd.landscape.ranking import FlatnessRecord
-from flatkd.landscape.results import DensityEstimate
-from flatkd.landscape.surface_result import LossSurface
 from flatkd.plots import MODALITY_COLORS, MODALITY_LABELS, paper_style
 
 
@@ -29,29 +27,25 @@ def _label(key: str) -> str:
     return MODALITY_LABELS.get(key, key)
 
 
-def plot_density(densities: Mapping[str, DensityEstimate], *, points: int = 1000) -> Figure:
-    """Eigenvalue densities on a log scale (as in Ghorbani et al. 2019), one curve per key, on a
-    common grid and Gaussian width (1% of the joint spectral range), with a band of +-1 standard
-    error over the SLQ runs where there are several. The y axis reaches down to 1% of the peak a
-    single eigenvalue (mass 1/n) makes, so isolated outliers stay visible."""
-    if not densities:
+def plot_density(curves: pd.DataFrame, *, floor: float = 0.0) -> Figure:
+    """Eigenvalue densities on a log scale (as in Ghorbani et al. 2019), one curve per modality.
+
+    ``curves``: columns ``modality``, ``eigenvalue`` (the grid), ``density`` and ``stderr`` (a
+    band of +-1 standard error is drawn where it is finite). Values below ``floor`` are drawn at
+    ``floor``, so a log axis can show isolated outliers without reaching down to zero."""
+    if curves.empty:
         raise ValueError("no densities to plot")
-    low = min(float(min(n.min() for n in d.nodes)) for d in densities.values())
-    high = max(float(max(n.max() for n in d.nodes)) for d in densities.values())
-    sigma = max(0.01 * (high - low), 1e-12)
-    grid = np.linspace(low - 5 * sigma, high + 5 * sigma, points)
-    floor = 0.01 / (max(d.dim for d in densities.values()) * sigma * np.sqrt(2 * np.pi))
     with paper_style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0))
-        for key, density in densities.items():
-            curve = density.curve(sigma=sigma, grid=grid)
-            color = MODALITY_COLORS.get(key)
-            ax.plot(grid, np.maximum(curve.density, floor), color=color, label=_label(key))
-            if np.isfinite(curve.stderr).all():
+        for key, curve in curves.groupby("modality", sort=False):
+            grid, density, stderr = (curve[c].to_numpy(float) for c in ("eigenvalue", "density", "stderr"))
+            color = MODALITY_COLORS.get(str(key))
+            ax.plot(grid, np.maximum(density, floor), color=color, label=_label(str(key)))
+            if np.isfinite(stderr).all():
                 ax.fill_between(
                     grid,
-                    np.maximum(curve.density - curve.stderr, floor),
-                    np.maximum(curve.density + curve.stderr, floor),
+                    np.maximum(density - stderr, floor),
+                    np.maximum(density + stderr, floor),
                     color=color,
                     alpha=0.2,
                     linewidth=0,
@@ -64,26 +58,30 @@ def plot_density(densities: Mapping[str, DensityEstimate], *, points: int = 1000
     return fig
 
 
-def plot_surfaces(lines: Mapping[str, LossSurface], planes: Mapping[str, LossSurface], *, levels: int = 20) -> Figure:
-    """1-D surfaces (top row, all keys in one panel, loss and, dashed on a second axis, accuracy)
-    beside one 2-D contour panel per key (bottom row, shared contour levels and colour bar), the
-    trained weights marked."""
-    keys = list(planes)
+def plot_surfaces(lines: pd.DataFrame, planes: pd.DataFrame, *, levels: int = 20) -> Figure:
+    """1-D surfaces (top row, all modalities in one panel, loss and, dashed on a second axis,
+    accuracy) beside one 2-D contour panel per modality (bottom row, shared contour levels and
+    colour bar), the trained weights marked. The tables are those of :func:`plot_loss_lines` and
+    :func:`plot_loss_planes`; either may be empty."""
+    keys = list(planes["modality"].unique()) if not planes.empty else []
     columns = max(len(keys), 1)
     with paper_style():
         fig = plt.figure(figsize=(3.2 * columns, 6.0), layout="constrained")
         grid = fig.add_gridspec(2, columns)
-        if lines:
+        if not lines.empty:
             _draw_lines(fig.add_subplot(grid[0, :]), lines)
-        if planes:
+        if keys:
             _draw_planes(fig, [fig.add_subplot(grid[1, column]) for column in range(len(keys))], planes, levels)
     return fig
 
 
-def plot_loss_lines(lines: Mapping[str, LossSurface]) -> Figure:
-    """The 1-D surfaces alone: loss along a filter-normalised random direction per key (solid)
-    and, on a second axis, accuracy (dashed)."""
-    if not lines:
+def plot_loss_lines(lines: pd.DataFrame) -> Figure:
+    """The 1-D surfaces alone: loss along a filter-normalised random direction per modality
+    (solid) and, on a second axis, accuracy in % (dashed).
+
+    ``lines``: columns ``modality``, ``alpha`` (the step along the direction), ``loss`` and
+    ``accuracy`` (a fraction; NaN or absent where not measured)."""
+    if lines.empty:
         raise ValueError("no loss lines to plot")
     with paper_style():
         fig, ax = plt.subplots(figsize=(4.5, 3.0), layout="constrained")
@@ -91,73 +89,83 @@ def plot_loss_lines(lines: Mapping[str, LossSurface]) -> Figure:
     return fig
 
 
-def plot_loss_planes(planes: Mapping[str, LossSurface], *, levels: int = 20) -> Figure:
-    """The 2-D surfaces alone: one filled contour panel of the loss per key on shared, logarithmic
-    levels (one colour bar, so equal colours are equal losses in every panel), the trained
-    weights (the origin) starred."""
-    if not planes:
+def plot_loss_planes(planes: pd.DataFrame, *, levels: int = 20) -> Figure:
+    """The 2-D surfaces alone: one filled contour panel of the loss per modality on shared,
+    logarithmic levels (one colour bar, so equal colours are equal losses in every panel), the
+    trained weights (the origin) starred.
+
+    ``planes``: columns ``modality``, ``alpha``, ``beta`` (the coordinates along the two
+    directions) and ``loss`` (NaN where not evaluated)."""
+    if planes.empty:
         raise ValueError("no loss planes to plot")
+    count = planes["modality"].nunique()
     with paper_style():
-        fig, axes = plt.subplots(1, len(planes), figsize=(2.3 * len(planes) + 0.9, 2.6), layout="constrained", squeeze=False)
+        fig, axes = plt.subplots(1, count, figsize=(2.3 * count + 0.9, 2.6), layout="constrained", squeeze=False)
         _draw_planes(fig, list(axes[0]), planes, levels)
     return fig
 
 
-def plot_flatness_metrics(records: Sequence[FlatnessRecord], *, z: float = 1.96) -> Figure:
-    """One bar per record (network exit) and panel per metric: the Hessian trace with its
+def plot_flatness_metrics(table: pd.DataFrame, *, z: float = 1.96) -> Figure:
+    """One bar per row (network exit) and panel per metric: the Hessian trace with its
     ``z``-standard-error interval (1.96: ~95%, the interval the ranking compares), the top
-    eigenvalue with the estimator's error bound, and, where surfaces were measured, the mean loss
+    eigenvalue with the estimator's error bound, and, where every row has them, the mean loss
     increase within rho and epsilon-sharpness (no error bars: single deterministic values).
-    Colours name the modality (legend); exits are labelled when a modality has several."""
-    if not records:
+    Colours name the modality (legend); exits are labelled when a modality has several.
+
+    ``table``: the columns of ``flatness.csv`` (:func:`flatkd.landscape.flatness_table`):
+    ``modality``, ``exit``, ``trace``, ``trace_stderr``, ``top_eigenvalue``,
+    ``top_eigenvalue_error`` and optionally ``mean_loss_increase``, ``epsilon_sharpness``."""
+    if table.empty:
         raise ValueError("no flatness records to plot")
     panels: list[tuple[str, list[float], list[float] | None]] = [
-        (f"Hessian trace (±{z:g} s.e.)", [r.trace for r in records], [z * r.trace_stderr for r in records]),
-        ("top Hessian eigenvalue", [r.top_eigenvalue for r in records], [r.top_eigenvalue_error for r in records]),
+        (f"Hessian trace (±{z:g} s.e.)", table["trace"].tolist(), (z * table["trace_stderr"]).tolist()),
+        ("top Hessian eigenvalue", table["top_eigenvalue"].tolist(), table["top_eigenvalue_error"].tolist()),
     ]
     for title, field in (("mean loss increase", "mean_loss_increase"), ("ε-sharpness", "epsilon_sharpness")):
-        values = [getattr(r, field) for r in records]
-        if all(v is not None and math.isfinite(v) for v in values):
+        values = table[field].astype(float).tolist() if field in table else []
+        if values and all(math.isfinite(v) for v in values):
             panels.append((title, values, None))
-    repeated = len({r.modality for r in records}) < len(records)
-    colors = [MODALITY_COLORS.get(r.modality, "grey") for r in records]
+    modalities = [str(m) for m in table["modality"]]
+    exits = [int(e) for e in table["exit"]]
+    repeated = len(set(modalities)) < len(modalities)
+    colors = [MODALITY_COLORS.get(m, "grey") for m in modalities]
     with paper_style():
         fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6), layout="constrained", squeeze=False)
         for ax, (title, values, errors) in zip(axes[0], panels):
-            ax.bar(range(len(records)), values, yerr=errors, color=colors, edgecolor="black", linewidth=0.4, capsize=3)
-            ax.set_xticks(range(len(records)), [f"exit {r.exit}" for r in records] if repeated else [])
+            ax.bar(range(len(table)), values, yerr=errors, color=colors, edgecolor="black", linewidth=0.4, capsize=3)
+            ax.set_xticks(range(len(table)), [f"exit {e}" for e in exits] if repeated else [])
             ax.tick_params(axis="x", length=3 if repeated else 0)
             ax.grid(False, axis="x")
             ax.set_title(title)
             ax.axhline(0.0, color="black", linewidth=0.6)
-        modalities = dict.fromkeys(r.modality for r in records)
-        handles = [Patch(color=MODALITY_COLORS.get(m, "grey"), label=_label(m)) for m in modalities]
+        handles = [Patch(color=MODALITY_COLORS.get(m, "grey"), label=_label(m)) for m in dict.fromkeys(modalities)]
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     return fig
 
 
-def _draw_lines(ax: Axes, lines: Mapping[str, LossSurface]) -> None:
+def _draw_lines(ax: Axes, lines: pd.DataFrame) -> None:
     """Loss (solid, left axis) and accuracy in % (dashed, right axis) along each 1-D surface."""
     twin = None
-    for key, line in lines.items():
-        coords = line.points[..., 0]
-        color = MODALITY_COLORS.get(key)
-        ax.plot(coords, line.loss, color=color, label=_label(key))
-        if line.accuracy is not None:
+    for key, line in lines.groupby("modality", sort=False):
+        color = MODALITY_COLORS.get(str(key))
+        ax.plot(line["alpha"].to_numpy(float), line["loss"].to_numpy(float), color=color, label=_label(str(key)))
+        accuracy = line["accuracy"].to_numpy(float) if "accuracy" in line else np.array([math.nan])
+        if np.isfinite(accuracy).any():
             twin = twin or ax.twinx()
-            twin.plot(coords, 100 * line.accuracy, color=color, linestyle="--", linewidth=1.0)
+            twin.plot(line["alpha"].to_numpy(float), 100 * accuracy, color=color, linestyle="--", linewidth=1.0)
     ax.set_xlabel("step along a filter-normalised direction")
     ax.set_ylabel("loss (solid)" if twin is not None else "loss")
     if twin is not None:
         twin.set_ylabel("accuracy (%, dashed)")
         twin.grid(False)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(lines), frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=lines["modality"].nunique(), frameon=False)
 
 
-def _draw_planes(fig: Figure, axes: Sequence[Axes], planes: Mapping[str, LossSurface], count: int) -> None:
+def _draw_planes(fig: Figure, axes: list[Axes], planes: pd.DataFrame, count: int) -> None:
     """Filled loss contours of each 2-D surface on ``count`` levels shared by all of them
     (logarithmic where every loss is positive), one colour bar; the origin starred."""
-    losses = np.concatenate([plane.loss[np.isfinite(plane.loss)] for plane in planes.values()])
+    losses = planes["loss"].to_numpy(float)
+    losses = losses[np.isfinite(losses)]
     low, high = float(losses.min()), float(losses.max())
     high = max(high, low + 1e-12)
     logarithmic = low > 0
@@ -166,12 +174,12 @@ def _draw_planes(fig: Figure, axes: Sequence[Axes], planes: Mapping[str, LossSur
     else:
         levels, norm = np.linspace(low, high, count + 1), Normalize(low, high)
     filled = None
-    for ax, (key, plane) in zip(axes, planes.items()):
-        alpha, beta, loss = plane.points[..., 0].ravel(), plane.points[..., 1].ravel(), plane.loss.ravel()
+    for ax, (key, plane) in zip(axes, planes.groupby("modality", sort=False)):
+        alpha, beta, loss = (plane[c].to_numpy(float) for c in ("alpha", "beta", "loss"))
         filled = ax.tricontourf(alpha, beta, loss, levels=levels, norm=norm)
         ax.tricontour(alpha, beta, loss, levels=levels, colors="k", linewidths=0.3)
         ax.plot([0], [0], marker="*", color="white", markeredgecolor="k", markersize=9)
-        ax.set_title(_label(key))
+        ax.set_title(_label(str(key)))
         ax.set_xlabel(r"$\alpha$")
         ax.set_ylabel(r"$\beta$")
         ax.set_aspect("equal")

@@ -2,8 +2,9 @@
 
 - :func:`write_report` / :func:`build_report`: ``RUN/report.md``, a self-contained markdown report
   of a run directory (:mod:`flatkd.report.document`); ``flatkd report`` on the command line.
-- :mod:`flatkd.report.run_results`: a run's results as the objects :mod:`flatkd.plots` draws
-  (flatness records and curves, accuracy per method, WISE variants per method).
+- :mod:`flatkd.report.run_results`: a run's results as the data :mod:`flatkd.plots` draws
+  (flatness records and curves, accuracy per method, WISE variants per method and their
+  trade-off tables).
 - :func:`analysis_paths`: the run and figure folders the ``analyses/`` notebooks use.
 """
 
@@ -17,6 +18,7 @@ from flatkd.report.run_results import (
     flatness_curves,
     flatness_records,
     wise_by_method,
+    wise_tradeoff_data,
 )
 
 __all__ = [
@@ -29,5 +31,6 @@ __all__ = [
     "flatness_curves",
     "flatness_records",
     "wise_by_method",
+    "wise_tradeoff_data",
     "write_report",
 ]

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from flatkd.runs.tables import accuracy_markdown, wise_markdown
-from flatkd.runs.wise import read_wise_results
 from flatkd.errors import FlatkdError
 from flatkd.modalities import MODALITIES
 from flatkd.report.markdown import FigureLinks, table, todo
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.tables import accuracy_markdown, wise_markdown
+from flatkd.runs.wise import read_wise_results
 
 BASELINE = "ce"
 

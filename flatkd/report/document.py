@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 from flatkd import __version__
-from flatkd.runs.tables import accuracy_rows
 from flatkd.errors import MissingPrerequisiteError
 from flatkd.fileio import write_text
 from flatkd.report.distill_section import distillation_section, wise_section
@@ -22,6 +21,8 @@ from flatkd.report.flatness_section import flatness_section
 from flatkd.report.markdown import FigureLinks
 from flatkd.report.run_summary import data_section, has_trained_network, training_section
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.tables import accuracy_rows
+
 
 def build_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> str:
     """The markdown report of ``run_dir``, its figure links relative to ``out``'s folder (default

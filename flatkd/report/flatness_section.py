@@ -3,10 +3,10 @@ follows (``chain.json``) with the ranking's warnings, and the flatness figures."
 
 from __future__ import annotations
 
-from flatkd.runs.chain import read_chain
 from flatkd.errors import FlatkdError
 from flatkd.report.markdown import FigureLinks, number, percent, table, todo, with_error
 from flatkd.report.run_results import chain_warnings, flatness_records
+from flatkd.runs.chain import read_chain
 from flatkd.runs.rundir import RunDir
 
 

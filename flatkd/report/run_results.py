@@ -1,5 +1,5 @@
-"""Results of a run directory as the objects the figures take: what the report and the
-``analyses/`` notebooks read.
+"""Results of a run directory as the data the figures take (:mod:`flatkd.plots`): what the report
+and the ``analyses/`` notebooks read.
 
 Each reader raises :class:`flatkd.errors.MissingPrerequisiteError` naming the command that writes
 the missing input, and :class:`flatkd.errors.InputFileError` for a file it cannot parse.
@@ -13,21 +13,17 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
-from flatkd.runs.methods import METHODS
-from flatkd.runs.tables import accuracy_by_exit, accuracy_rows
 from flatkd.distill.wise import WiseConfig, WiseResult
-from flatkd.runs.wise import read_wise_results, variant_name
 from flatkd.errors import InputFileError, MissingPrerequisiteError
 from flatkd.fileio import read_json
-# the reader of the density files measure_network stores (private there: see the report to the lead)
-from flatkd.landscape import load_density
-from flatkd.landscape.ranking import FlatnessRecord
-from flatkd.landscape.results import DensityEstimate
-from flatkd.landscape.surface_result import LossSurface, load_surface
+from flatkd.landscape import FlatnessRecord, load_density, load_surface
 from flatkd.modalities import MODALITIES
-from flatkd.plots.distill import wise_variant_label
+from flatkd.plots.distill import METHOD_LABELS
+from flatkd.runs.figure_data import density_curves, surface_frame, wise_frames, wise_variant_label
+from flatkd.runs.methods import METHODS
 from flatkd.runs.rundir import RunDir
-
+from flatkd.runs.tables import accuracy_by_exit, accuracy_rows
+from flatkd.runs.wise import read_wise_results, variant_name
 
 _INTEGER_FIELDS = ("exit", "parameters", "hvps")
 _OPTIONAL_FIELDS = ("accuracy", "mean_loss_increase", "epsilon_sharpness")
@@ -35,12 +31,15 @@ _OPTIONAL_FIELDS = ("accuracy", "mean_loss_increase", "epsilon_sharpness")
 
 @dataclass(frozen=True)
 class FlatnessCurves:
-    """The stored curves of each modality's final exit: eigenvalue density, 1-D line, 2-D plane
-    (modality -> curve; surfaces absent when ``flatkd rank-modalities`` skipped them)."""
+    """The stored curves of each modality's final exit as the tables of
+    :mod:`flatkd.plots.landscape`: eigenvalue ``density`` (and its ``density_floor``), 1-D
+    ``lines``, 2-D ``planes`` (:mod:`flatkd.runs.figure_data`; the surfaces are empty when
+    ``flatkd rank-modalities`` skipped them)."""
 
-    densities: dict[str, DensityEstimate]
-    lines: dict[str, LossSurface]
-    planes: dict[str, LossSurface]
+    density: pd.DataFrame
+    density_floor: float
+    lines: pd.DataFrame
+    planes: pd.DataFrame
 
 
 def _rank_command(run: RunDir) -> str:
@@ -77,7 +76,8 @@ def flatness_curves(run: RunDir) -> FlatnessCurves:
         for name, into in (("line", lines), ("plane", planes)):
             if (store / f"{name}.safetensors").is_file():
                 into[record.modality] = load_surface(store / f"{name}.safetensors")
-    return FlatnessCurves(densities, lines, planes)
+    density, floor = density_curves(densities)
+    return FlatnessCurves(density, floor, surface_frame(lines), surface_frame(planes))
 
 
 def chain_warnings(run: RunDir) -> list[str]:
@@ -110,6 +110,16 @@ def wise_by_method(run: RunDir) -> dict[str, dict[str, WiseResult]]:
         if tag in results:
             grouped.setdefault(method.name, {})[wise_variant_label(results[tag])] = results[tag]
     return grouped
+
+
+def wise_tradeoff_data(run: RunDir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`wise_by_method` as the tables of :func:`flatkd.plots.distill.wise_tradeoff_panels`:
+    one panel per method (``"PKD exits"``), its WISE variants as the curves."""
+    frames = [
+        wise_frames(variants, panel=f"{METHOD_LABELS.get(method, method)} exits")
+        for method, variants in wise_by_method(run).items()
+    ]
+    return pd.concat([c for c, _ in frames], ignore_index=True), pd.concat([e for _, e in frames], ignore_index=True)
 
 
 def _record(row: Mapping[str, object]) -> FlatnessRecord:

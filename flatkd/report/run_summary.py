@@ -14,10 +14,10 @@ from flatkd.errors import FlatkdError
 from flatkd.fileio import read_json
 from flatkd.modalities import MODALITIES
 from flatkd.report.markdown import number, percent, table, todo
-from flatkd.runs.rundir import RunDir
 from flatkd.runs.data_source import DataSource, resolve_data_source
+from flatkd.runs.rundir import RunDir
+from flatkd.runs.stages import TRAIN_STAGES, Stage
 from flatkd.runs.training import load_train_config
-from flatkd.runs.stages import Stage, TRAIN_STAGES
 
 
 def trained_modalities(run: RunDir) -> list[str]:

@@ -19,8 +19,8 @@ from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.dataset_splits import DEFAULT_VAL_FRACTION, open_dataset
 from flatkd.errors import ConfigError
 from flatkd.runs.rundir import RunDir
-from flatkd.train.config import TrainConfig
 from flatkd.runs.training import SplitData
+from flatkd.train.config import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,26 +20,25 @@ run.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from flatkd.config import to_dict
+from flatkd.errors import ConfigError
+from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.chain import read_chain
+from flatkd.runs.data_source import resolve_data_source
+from flatkd.runs.distill_settings import DistillConfig, record_settings
 from flatkd.runs.genkd_stage import genkd_complete, genkd_stage, train_genkd
 from flatkd.runs.ic_training import ic_schedule, stage_complete, train_ics
 from flatkd.runs.methods import GENKD_STAGE, GENKD_STUDENTS, GENKD_TEACHER, Method
-from flatkd.runs.tables import write_tables
-from flatkd.runs.distill_settings import DistillConfig, record_settings
-from flatkd.runs.wise import read_wise_results
-from flatkd.errors import ConfigError
-from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.rundir import RunDir
-from flatkd.train.loop import EpochCallback
-from flatkd.train import TrainConfig
-from flatkd.runs.data_source import resolve_data_source
-from flatkd.train.distributed import LOCAL, Dist
-from flatkd.runs.training import load_train_config
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
+from flatkd.runs.tables import write_tables
+from flatkd.runs.training import load_train_config
+from flatkd.runs.wise import read_wise_results
+from flatkd.train import TrainConfig
+from flatkd.train.distributed import LOCAL, Dist
+from flatkd.train.loop import EpochCallback
 
 
 @dataclasses.dataclass(frozen=True)

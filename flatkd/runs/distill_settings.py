@@ -30,8 +30,8 @@ from typing import Any
 from flatkd.config import merge, to_dict
 from flatkd.distill.genkd import GenKDConfig
 from flatkd.distill.kd import KDLoss
-from flatkd.runs.methods import Method
 from flatkd.distill.pkd import PKDConfig
+from flatkd.runs.methods import Method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.settings import recorded_section, resolve
 from flatkd.train.config import OptimConfig, ScheduleConfig, StageConfig, TrainConfig

@@ -42,14 +42,13 @@ from flatkd.runs.distill_settings import GenKDSettings
 from flatkd.runs.methods import GENKD_STAGE, GENKD_TEACHER, GENKD_TEACHER_STAGE
 from flatkd.runs.networks import attach_attention, load_stage_network
 from flatkd.runs.rundir import RunDir
-
+from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 from flatkd.train import Dist, FitSpec, Optimised, StageResult, TrainConfig, fit
 from flatkd.train.checkpoint import load_resume, load_weights
 from flatkd.train.distributed import LOCAL
 from flatkd.train.loop import EpochCallback, first_difference
 from flatkd.train.optim import build_optimizer
 from flatkd.train.seeding import derive_seed
-from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 
 
 def genkd_stage(modality: str) -> str:

@@ -17,25 +17,25 @@ exit of the same forward pass. The validation and test sets serve the student's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor
 
+from flatkd.distill.pkd import PKDLoss, PKDSchedule, build_schedule
+from flatkd.errors import ConfigError
 from flatkd.landscape.chain import Chain
+from flatkd.progress import ProgressFactory, no_progress
+from flatkd.runs.data_source import DataSource, open_split_data
+from flatkd.runs.distill_settings import DistillConfig
 from flatkd.runs.methods import Method
 from flatkd.runs.networks import load_stage_network
-from flatkd.distill.pkd import PKDLoss, PKDSchedule, build_schedule
-from flatkd.runs.distill_settings import DistillConfig
-from flatkd.errors import ConfigError
-from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.rundir import RunDir
-from flatkd.train.loop import EpochCallback
 from flatkd.runs.training import export_logits
 from flatkd.train import Batch, StageResult, TeacherLogits, TrainConfig, fit_loss
 from flatkd.train.checkpoint import load_resume
-from flatkd.runs.data_source import DataSource, open_split_data
 from flatkd.train.distributed import LOCAL, Dist
+from flatkd.train.loop import EpochCallback
 
 
 class RecordedTeachers:

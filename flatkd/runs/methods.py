@@ -34,7 +34,6 @@ from flatkd.distill.pkd import Variant
 from flatkd.errors import ConfigError
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage, method_stage
 
-
 #: the network that teaches in generative KD, and the ones it teaches
 GENKD_TEACHER = "iframe"
 GENKD_STUDENTS = ("mv", "residual")

@@ -12,8 +12,8 @@ from flatkd.distill.genkd import AttentionHead, AttentionReweight
 from flatkd.fileio import load_tensors
 from flatkd.models import MultiExitNet
 from flatkd.runs.rundir import RunDir
-from flatkd.train.checkpoint import apply_weights
 from flatkd.runs.training import build_network
+from flatkd.train.checkpoint import apply_weights
 
 _TRANSFORM_PREFIX = "final_transform."
 

@@ -25,18 +25,19 @@ from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.dataset_splits import open_dataset
 from flatkd.errors import MissingPrerequisiteError
 from flatkd.fileio import atomic_open
-from flatkd.modalities import MODALITIES
 from flatkd.landscape.exits import SelectExit
 from flatkd.landscape.measure import FlatnessSettings, Measurement, measure_network
 from flatkd.landscape.ranking import PRIMARY_METRIC, Ranking, flatness_table, rank_modalities
+from flatkd.modalities import MODALITIES
 from flatkd.plots import save_figure
 from flatkd.plots.landscape import plot_density, plot_surfaces
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.chain import write_chain
-from flatkd.runs.rundir import RunDir
 from flatkd.runs.data_source import resolve_data_source
-from flatkd.runs.training import load_network, load_train_config
+from flatkd.runs.figure_data import density_curves, surface_frame
+from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
+from flatkd.runs.training import load_network, load_train_config
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,11 @@ def rank_run(
         flatness_table([m.record for m in measurements]).to_csv(handle, index=False)
     write_chain(run, ranking.chain)
     written = [run.flatness_path, run.chain_path]
-    densities = {m.record.modality: m.density for m in finals}
-    written += save_figure(plot_density(densities), run.figures_dir / "eigen_density.png")
+    curves, floor = density_curves({m.record.modality: m.density for m in finals})
+    written += save_figure(plot_density(curves, floor=floor), run.figures_dir / "eigen_density.png")
     if settings.surfaces:
-        lines = {m.record.modality: m.line for m in finals if m.line is not None}
-        planes = {m.record.modality: m.plane for m in finals if m.plane is not None}
+        lines = surface_frame({m.record.modality: m.line for m in finals if m.line is not None})
+        planes = surface_frame({m.record.modality: m.plane for m in finals if m.plane is not None})
         written += save_figure(plot_surfaces(lines, planes), run.figures_dir / "surfaces.png")
     return RunRanking(measurements, ranking, written)
 

@@ -19,16 +19,16 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from flatkd.runs.methods import METHODS
 from flatkd.distill.wise import WiseResult
 from flatkd.fileio import atomic_open, write_text
 from flatkd.modalities import MODALITIES
 from flatkd.models import STAGE_NAMES
 from flatkd.plots import save_figure
 from flatkd.plots.distill import exit_accuracy_figure
+from flatkd.runs.methods import METHODS
 from flatkd.runs.rundir import RunDir
-from flatkd.train import exit_accuracy
 from flatkd.runs.training import load_train_config
+from flatkd.train import exit_accuracy
 
 SPLITS = ("val", "test")
 COLUMNS = ["method", "stage", "modality", "exit", "exit_name", "split", "accuracy", "clips", "seed"]

@@ -12,7 +12,6 @@ the run directory; at the end the MACs of every exit go to ``macs.json``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import torch

@@ -27,16 +27,17 @@ import pandas as pd
 import torch
 
 from flatkd.config import to_dict
-from flatkd.runs.methods import Method
-from flatkd.runs.tables import write_tables
 from flatkd.distill.wise import WiseConfig, WiseResult, load_wise, run_wise, save_wise
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
 from flatkd.fileio import atomic_open
 from flatkd.modalities import MODALITIES
 from flatkd.plots import save_figure
-from flatkd.plots.distill import wise_tradeoff_figure, wise_variant_label
+from flatkd.plots.distill import wise_tradeoff_figure
 from flatkd.progress import ProgressFactory, no_progress
+from flatkd.runs.figure_data import wise_frames, wise_variant_label
+from flatkd.runs.methods import Method
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.tables import write_tables
 
 
 def variant_name(method: Method, config: WiseConfig) -> str:
@@ -101,10 +102,8 @@ def wise_for_run(
         results = read_wise_results(run) | {name: result}
         save_wise(run.wise_path, results)
     written = [run.wise_path, _write_curves(run, results)]
-    figure = wise_tradeoff_figure(
-        {wise_variant_label(r): r for tag, r in results.items() if _method_of(tag) == method.name},
-        title=f"WISE on {method.name} exits",
-    )
+    curves, exits = wise_frames({wise_variant_label(r): r for tag, r in results.items() if _method_of(tag) == method.name})
+    figure = wise_tradeoff_figure(curves, exits, title=f"WISE on {method.name} exits")
     written += save_figure(figure, run.figures_dir / f"wise_{method.name}.png")
     write_tables(run, results)
     written += [run.distill_table_path, run.distill_markdown_path]

@@ -34,7 +34,15 @@ from flatkd.config import to_dict
 from flatkd.errors import ConfigError, FlatkdError
 from flatkd.models import MultiExitNet
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.train.checkpoint import ResumeState, StageFiles, apply_weights, load_resume, load_weights, save_resume, save_weights
+from flatkd.train.checkpoint import (
+    ResumeState,
+    StageFiles,
+    apply_weights,
+    load_resume,
+    load_weights,
+    save_resume,
+    save_weights,
+)
 from flatkd.train.config import ScheduleConfig, StageConfig, TrainConfig
 from flatkd.train.distributed import LOCAL, Dist, synchronise_batchnorm
 from flatkd.train.evaluation import autocast, exit_accuracy, exit_cross_entropy, predict

@@ -3,8 +3,6 @@
 
 from flatkd.data.cache.build import CacheReport, build_cache
 from flatkd.data.cache.layout import (
-    CHANNELS,
-    MODALITIES,
     CacheSettings,
     ModalityCache,
     VideoEntry,
@@ -12,8 +10,6 @@ from flatkd.data.cache.layout import (
 )
 
 __all__ = [
-    "CHANNELS",
-    "MODALITIES",
     "CacheReport",
     "CacheSettings",
     "ModalityCache",

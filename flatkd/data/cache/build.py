@@ -34,19 +34,24 @@ from flatkd.codec.reader import CompressedVideo
 from flatkd.data.cache.layout import (
     FORMAT_VERSION,
     MANIFEST_FILE,
-    MODALITIES,
     META_FILE,
     SETTINGS_FILE,
     VIDEOS_DIR,
     CacheSettings,
     video_dir,
 )
-from flatkd.data.cache.storage import storage_size, store_iframe, store_mv, store_residual
+from flatkd.data.cache.storage import (
+    storage_size,
+    store_iframe,
+    store_mv,
+    store_residual,
+)
 from flatkd.data.claim import claim_directory
 from flatkd.data.parallel import run_jobs
 from flatkd.data.splits import Sample
 from flatkd.errors import FlatkdError, InputFileError
 from flatkd.fileio import atomic_path, read_json, write_json
+from flatkd.modalities import MODALITIES
 from flatkd.progress import ProgressFactory, no_progress
 
 log = logging.getLogger(__name__)

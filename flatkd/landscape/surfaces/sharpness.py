@@ -37,12 +37,22 @@ import torch
 
 from flatkd.landscape.errors import LandscapeInputError
 from flatkd.landscape.objective import Objective
-from flatkd.landscape.surface_result import LossSurface
+from flatkd.landscape.surfaces.loss_surface import LossSurface
 from flatkd.progress import ProgressFactory, no_progress
 
 
 def mean_loss_increase(surface: LossSurface, rho: float) -> float:
-    """:math:`\\Delta_\\rho` of a line or plane surface (see module docstring)."""
+    """:math:`\\Delta_\\rho` of a line or plane surface (see module docstring).
+
+    On the line :math:`L = 1 + \\alpha^2` the points within :math:`\\rho = 0.5` are
+    :math:`\\alpha = -0.5, 0, 0.5`, so :math:`\\Delta_{0.5} = (0.25 + 0 + 0.25) / 3`:
+
+    >>> import numpy as np
+    >>> alpha = np.linspace(-1.0, 1.0, 5)
+    >>> line = LossSurface("line", alpha[:, None], 1 + alpha**2, None, centre_loss=1.0)
+    >>> round(mean_loss_increase(line, 0.5), 6)
+    0.166667
+    """
     if surface.kind == "interpolation":
         raise LandscapeInputError("the mean loss increase needs a line or plane surface, not an interpolation")
     if not surface.complete:
@@ -75,7 +85,21 @@ def epsilon_sharpness(
     progress: ProgressFactory = no_progress,
 ) -> EpsilonSharpness:
     """:math:`\\phi(\\varepsilon)` by ``steps`` projected sign-gradient ascent steps of
-    ``step_size`` box half-widths each (module docstring)."""
+    ``step_size`` box half-widths each (module docstring).
+
+    A model with one weight: a PReLU of slope :math:`w = 0.5` maps :math:`x = -1` to :math:`-w`, so
+    the loss against :math:`y = -1` is :math:`(1 - w)^2 = 0.25`. With :math:`\\varepsilon = 0.1`
+    the box is :math:`|\\delta| \\le 0.1 \\cdot 1.5`; the ascent reaches its vertex
+    :math:`w = 0.35`, the maximum, so :math:`\\phi = 100\\,(0.4225 - 0.25) / 1.25`:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.PReLU(init=0.5, dtype=torch.float64)
+    >>> x = -torch.ones(1, 1, dtype=torch.float64)
+    >>> sharpness = epsilon_sharpness(Objective(model, nn.MSELoss(), [(x, x)]), 0.1)
+    >>> round(sharpness.value, 6), round(sharpness.max_loss, 6), sharpness.gradients
+    (13.8, 0.4225, 10)
+    """
     if not epsilon > 0 or steps < 1 or not step_size > 0:
         raise LandscapeInputError("epsilon and step_size must be positive and steps >= 1")
     theta = objective.theta

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 
 import torch
 
-from flatkd.landscape.lanczos import LanczosRun, lanczos
+from flatkd.landscape.estimators.lanczos import LanczosRun, lanczos
+from flatkd.landscape.estimators.probes import rademacher, seeded_generator
 from flatkd.landscape.linop import LinearOperator
-from flatkd.landscape.probes import rademacher, seeded_generator
 from flatkd.landscape.results import DensityEstimate
 from flatkd.progress import ProgressFactory, no_progress
 
@@ -75,7 +75,23 @@ def slq_density(
     seed: int = 0,
     progress: ProgressFactory = no_progress,
 ) -> DensityEstimate:
-    """SLQ density from ``runs`` Lanczos runs of ``steps`` products each (see module docstring)."""
+    """SLQ density from ``runs`` Lanczos runs of ``steps`` products each (see module docstring).
+
+    With as many steps as the dimension each run's quadrature rule is the spectrum itself: nodes
+    at the eigenvalues, each with mass :math:`(v^\\top u_j)^2 = 1/n` for a Rademacher start, so
+    every run's mass sums to 1 and the first moment is :math:`\\operatorname{tr}(A)/n`:
+
+    >>> import torch
+    >>> from flatkd.landscape.linop import DenseOperator
+    >>> op = DenseOperator(torch.diag(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)))
+    >>> density = slq_density(op, runs=2, steps=4)
+    >>> [round(node, 6) for node in density.nodes[0].tolist()]
+    [1.0, 2.0, 3.0, 4.0]
+    >>> [round(weight, 6) for weight in density.weights[0].tolist()]
+    [0.25, 0.25, 0.25, 0.25]
+    >>> [round(float(weights.sum()), 6) for weights in density.weights], round(density.moment(1)[0], 6)
+    ([1.0, 1.0], 2.5)
+    """
     before = op.hvp_count
     done = slq_runs(op, runs, steps, generator=seeded_generator(seed, op.device), progress=progress)
     return density_from_runs(done, dim=op.dim, hvps=op.hvp_count - before)

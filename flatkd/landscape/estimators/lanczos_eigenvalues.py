@@ -29,9 +29,9 @@ import math
 
 import torch
 
-from flatkd.landscape.lanczos import LanczosRun, StopRule, lanczos
+from flatkd.landscape.estimators.lanczos import LanczosRun, StopRule, lanczos
+from flatkd.landscape.estimators.probes import gaussian, seeded_generator
 from flatkd.landscape.linop import LinearOperator
-from flatkd.landscape.probes import gaussian, seeded_generator
 from flatkd.landscape.results import EigenEstimate
 from flatkd.progress import ProgressFactory, no_progress
 
@@ -104,6 +104,15 @@ def lanczos_eigenvalues(
         tol: relative error target for the stopping rule :math:`e_i \\le \\mathrm{tol}|\\theta_i|`.
         max_steps: at most this many Lanczos steps (operator products).
         seed: seeds the Gaussian start vector.
+
+    The two separated top eigenvalues of a 100 x 100 matrix, in far fewer than 100 products:
+
+    >>> import torch
+    >>> from flatkd.landscape.linop import DenseOperator
+    >>> spectrum = torch.cat([torch.tensor([10.0, 9.0]), torch.linspace(0.0, 1.0, 98)]).double()
+    >>> estimate = lanczos_eigenvalues(DenseOperator(torch.diag(spectrum)), top_k=2, tol=1e-10)
+    >>> [round(value, 6) for value in estimate.values], estimate.converged, estimate.hvps
+    ([10.0, 9.0], True, 8)
     """
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")

@@ -24,8 +24,8 @@ import math
 
 import torch
 
+from flatkd.landscape.estimators.probes import gaussian, seeded_generator
 from flatkd.landscape.linop import LinearOperator
-from flatkd.landscape.probes import gaussian, seeded_generator
 from flatkd.landscape.results import EigenEstimate
 from flatkd.progress import ProgressFactory, no_progress
 
@@ -47,6 +47,18 @@ def power_eigenvalues(
         tol: PyHessian's relative-change threshold.
         max_iter: at most this many products per eigenvalue.
         seed: seeds the Gaussian start vectors.
+
+    The eigenvalue of largest magnitude wins, negative or not; PyHessian's default ``tol`` stops
+    on slow progress, a tight one gets the eigenvalues to many digits:
+
+    >>> import torch
+    >>> from flatkd.landscape.linop import DenseOperator
+    >>> op = DenseOperator(torch.diag(torch.tensor([-5.0, 3.0, 1.0], dtype=torch.float64)))
+    >>> round(power_eigenvalues(op).values[0], 2)
+    -5.0
+    >>> estimate = power_eigenvalues(op, top_k=2, tol=1e-10, max_iter=200)
+    >>> [round(value, 6) for value in estimate.values], estimate.converged
+    ([-5.0, 3.0], True)
     """
     if top_k < 1 or max_iter < 1:
         raise ValueError(f"top_k and max_iter must be >= 1, got {top_k} and {max_iter}")

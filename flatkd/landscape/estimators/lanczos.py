@@ -88,6 +88,21 @@ def lanczos(
     :math:`\\beta_j \\le 10\\,\\epsilon \\max(|\\alpha|, |\\beta|)` (an invariant subspace).
     The basis (``steps x dim`` numbers, the memory that matters for large models) grows as the run
     does; with ``keep_basis=False`` only its first vector is returned.
+
+    On a 3 x 3 diagonal matrix the Krylov space of a vector with no zero component is the whole
+    space: the run stops after 3 steps (:math:`\\beta_3` vanishes) and the Ritz values are the
+    eigenvalues.
+
+    >>> import torch
+    >>> from flatkd.landscape.linop import DenseOperator
+    >>> op = DenseOperator(torch.diag(torch.tensor([4.0, 3.0, 1.0], dtype=torch.float64)))
+    >>> run = lanczos(op, torch.ones(3, dtype=torch.float64), max_steps=10)
+    >>> run.steps, op.hvp_count
+    (3, 3)
+    >>> [round(value, 6) for value in run.ritz()[0].tolist()]
+    [1.0, 3.0, 4.0]
+    >>> torch.allclose(run.basis.T @ op.matrix @ run.basis, run.tridiagonal())
+    True
     """
     steps = min(max_steps, op.dim)
     if steps < 1:

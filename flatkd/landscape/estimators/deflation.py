@@ -36,6 +36,17 @@ def deflated_quadratic_forms(
 
     Returns:
         ``p`` float64 values.
+
+    With :math:`Q = e_1`, only the part of :math:`z^\\top A z = 6` outside :math:`e_1` is left:
+
+    >>> import torch
+    >>> a = torch.diag(torch.tensor([5.0, 1.0], dtype=torch.float64))
+    >>> z = torch.ones(2, 1, dtype=torch.float64)
+    >>> q = torch.tensor([[1.0], [0.0]], dtype=torch.float64)
+    >>> deflated_quadratic_forms(z, a @ z, q, q.T @ a @ q).tolist()
+    [1.0]
+    >>> deflated_quadratic_forms(z, a @ z, q[:, :0], torch.zeros(0, 0)).tolist()
+    [6.0]
     """
     z, az, q = probes.double(), images.double(), basis.double()
     plain = (z * az).sum(0)

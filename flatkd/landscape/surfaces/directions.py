@@ -26,8 +26,8 @@ from typing import Literal
 
 import torch
 
+from flatkd.landscape.estimators.probes import gaussian
 from flatkd.landscape.params import ParameterSpace
-from flatkd.landscape.probes import gaussian
 
 BiasBN = Literal["zero", "filter"]
 
@@ -35,7 +35,17 @@ BiasBN = Literal["zero", "filter"]
 def filter_normalized_direction(
     space: ParameterSpace, theta: torch.Tensor, *, generator: torch.Generator, biasbn: BiasBN = "zero"
 ) -> torch.Tensor:
-    """A Gaussian direction (flat, like ``theta``) with every filter rescaled to ``theta``'s."""
+    """A Gaussian direction (flat, like ``theta``) with every filter rescaled to ``theta``'s.
+
+    A linear layer's weight rows (norms 5 and 1) are its filters; its bias is left alone:
+
+    >>> import torch
+    >>> space = ParameterSpace(("weight", "bias"), (torch.Size([2, 3]), torch.Size([2])))
+    >>> theta = torch.tensor([3.0, 0.0, 4.0, 0.0, 1.0, 0.0, 0.5, -0.5], dtype=torch.float64)
+    >>> d = space.unflatten(filter_normalized_direction(space, theta, generator=torch.Generator().manual_seed(0)))
+    >>> [round(norm, 6) for norm in torch.linalg.vector_norm(d["weight"], dim=1).tolist()], d["bias"].tolist()
+    ([5.0, 1.0], [0.0, 0.0])
+    """
     if biasbn not in ("zero", "filter"):
         raise ValueError(f"biasbn must be 'zero' or 'filter', got {biasbn!r}")
     direction = gaussian(space.dim, generator=generator, dtype=theta.dtype, device=theta.device)

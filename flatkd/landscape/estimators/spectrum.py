@@ -4,7 +4,7 @@ PyHessian computes the three with separate calls that share nothing (power itera
 Hutchinson, then SLQ). Here every product serves more than one estimate:
 
 1. **Run 1** is a Lanczos run (:mod:`.lanczos`) from a Rademacher start :math:`z_1/\\sqrt n`. It
-   continues until the ``top_k`` largest Ritz values meet :mod:`.eigen_lanczos`'s stopping rule
+   continues until the ``top_k`` largest Ritz values meet :mod:`.lanczos_eigenvalues`'s stopping rule
    and it has at least ``steps`` steps. Its Ritz values are the **top eigenvalues**; its
    quadrature rule is the first **SLQ** run; its Krylov basis :math:`Q_1` (which holds the
    extreme eigenvectors, the directions that dominate :math:`\\|A\\|_F`) is the **deflation
@@ -40,13 +40,13 @@ import math
 
 import torch
 
-from flatkd.landscape.deflation import deflated_quadratic_forms
-from flatkd.landscape.eigen_lanczos import eigen_from_run, top_k_converged
-from flatkd.landscape.lanczos import lanczos
+from flatkd.landscape.estimators.deflation import deflated_quadratic_forms
+from flatkd.landscape.estimators.lanczos import lanczos
+from flatkd.landscape.estimators.lanczos_eigenvalues import eigen_from_run, top_k_converged
+from flatkd.landscape.estimators.probes import rademacher, seeded_generator
+from flatkd.landscape.estimators.slq import density_from_runs, slq_runs
 from flatkd.landscape.linop import LinearOperator
-from flatkd.landscape.probes import rademacher, seeded_generator
 from flatkd.landscape.results import SpectrumEstimate, TraceEstimate
-from flatkd.landscape.slq import density_from_runs, slq_runs
 from flatkd.progress import ProgressFactory, no_progress
 
 
@@ -71,6 +71,19 @@ def shared_spectrum(
         probes: extra trace probes (one product each); ``runs - 1 + probes`` must be >= 2.
         max_steps: cap on run 1's length.
         seed: seeds every random vector.
+
+    On a 3 x 3 matrix run 1's Krylov basis spans everything, so the trace is exact (all of it
+    :math:`\\operatorname{tr}(T_1)`); the top eigenvalue is :math:`3 + \\sqrt 3`. The cost is
+    run 1's 3 steps, run 2's 3 and the one extra probe:
+
+    >>> import torch
+    >>> from flatkd.landscape.linop import DenseOperator
+    >>> a = torch.tensor([[2.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 4.0]], dtype=torch.float64)
+    >>> estimate = shared_spectrum(DenseOperator(a), runs=2, steps=3, probes=1)
+    >>> round(estimate.eigen.values[0], 6), round(3 + 3**0.5, 6)
+    (4.732051, 4.732051)
+    >>> round(estimate.trace.value, 6), round(estimate.density.moment(1)[0], 6), estimate.hvps
+    (9.0, 3.0, 7)
     """
     if top_k < 1 or runs < 1 or steps < 1 or probes < 0:
         raise ValueError("top_k, runs and steps must be >= 1 and probes >= 0")

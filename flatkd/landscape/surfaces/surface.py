@@ -7,7 +7,7 @@
   ``steps x steps`` grid. ``steps`` is odd, so the grid contains :math:`(0, 0)` and that point is
   evaluated at exactly the trained weights (:math:`\\theta + 0 d_1 + 0 d_2 = \\theta`): the centre
   value is the model's loss. (loss-landscapes' ``random_plane`` never evaluates the centre; see
-  :mod:`.reference`.)
+  :mod:`flatkd.landscape.reference`.)
 * **interpolation** (1-D): :math:`L((1-t)\\theta_a + t\\theta_b)` between two checkpoints
   (Goodfellow, Vinyals & Saxe, "Qualitatively characterizing neural network optimization
   problems", ICLR 2015). Frozen parameters and floating buffers (BatchNorm statistics) are
@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from flatkd.landscape.directions import BiasBN, filter_normalized_direction
 from flatkd.landscape.errors import LandscapeInputError
+from flatkd.landscape.estimators.probes import seeded_generator
 from flatkd.landscape.objective import Objective
-from flatkd.landscape.probes import seeded_generator
-from flatkd.landscape.sharpness import EpsilonSharpness, epsilon_sharpness
-from flatkd.landscape.surface_result import LossSurface, SurfaceKind
+from flatkd.landscape.surfaces.directions import BiasBN, filter_normalized_direction
+from flatkd.landscape.surfaces.loss_surface import LossSurface, SurfaceKind
+from flatkd.landscape.surfaces.sharpness import EpsilonSharpness, epsilon_sharpness
 from flatkd.progress import ProgressFactory, no_progress
 
 Checkpoint = Callable[[LossSurface], None]
@@ -56,7 +56,7 @@ class Surface:
         model, criterion, data: as for :class:`flatkd.landscape.Hessian`.
         dtype: computation dtype (default: the parameters').
         backend: ``"flatkd"`` or ``"loss-landscapes"`` (the reference implementation, with its
-            quirks, see :mod:`.reference`; it takes ``steps``, ``radius`` and ``seed`` and ignores
+            quirks, see :mod:`flatkd.landscape.reference`; it takes ``steps``, ``radius`` and ``seed`` and ignores
             ``biasbn``, ``chunk``, ``checkpoint``, ``resume`` and ``span``).
     """
 
