@@ -13,7 +13,6 @@ from flatkd.report.document import build_report, write_report
 from flatkd.report.run_results import (
     FlatnessCurves,
     accuracy_by_method,
-    chain_warnings,
     final_exit_records,
     flatness_curves,
     flatness_records,
@@ -26,7 +25,6 @@ __all__ = [
     "accuracy_by_method",
     "analysis_paths",
     "build_report",
-    "chain_warnings",
     "final_exit_records",
     "flatness_curves",
     "flatness_records",

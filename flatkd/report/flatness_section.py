@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flatkd.errors import FlatkdError
 from flatkd.report.markdown import FigureLinks, number, percent, table, todo, with_error
-from flatkd.report.run_results import chain_warnings, flatness_records
+from flatkd.report.run_results import flatness_records
 from flatkd.runs.chain import read_chain
 from flatkd.runs.rundir import RunDir
 
@@ -58,7 +58,6 @@ def _chain(run: RunDir, command: str) -> str:
         f"**Chain** (PKD's teachers, sharpest first): {' -> '.join(chain.order)}"
         f" (by {chain.metric or 'an unnamed metric'}: {scores}).\n"
     )
-    warnings = chain_warnings(run)
-    if warnings:
-        text += "\nWarnings of the ranking:\n\n" + "".join(f"- {w}\n" for w in warnings)
+    if chain.warnings:
+        text += "\nWarnings of the ranking:\n\n" + "".join(f"- {w}\n" for w in chain.warnings)
     return text

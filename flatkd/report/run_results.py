@@ -15,7 +15,6 @@ import pandas as pd
 
 from flatkd.distill.wise import WiseConfig, WiseResult
 from flatkd.errors import InputFileError, MissingPrerequisiteError
-from flatkd.fileio import read_json
 from flatkd.landscape import FlatnessRecord, load_density, load_surface
 from flatkd.modalities import MODALITIES
 from flatkd.plots.distill import METHOD_LABELS
@@ -78,14 +77,6 @@ def flatness_curves(run: RunDir) -> FlatnessCurves:
                 into[record.modality] = load_surface(store / f"{name}.safetensors")
     density, floor = density_curves(densities)
     return FlatnessCurves(density, floor, surface_frame(lines), surface_frame(planes))
-
-
-def chain_warnings(run: RunDir) -> list[str]:
-    """The disagreement warnings ``flatkd rank-modalities`` stored in ``chain.json`` (the chain's
-    order itself is read with :func:`flatkd.runs.chain.read_chain`)."""
-    stored = read_json(run.chain_path) if run.chain_path.is_file() else {}
-    warnings = stored.get("warnings", []) if isinstance(stored, dict) else []
-    return [str(w) for w in warnings]
 
 
 def accuracy_by_method(run: RunDir, split: str = "test") -> dict[str, dict[str, list[float]]]:

@@ -20,13 +20,14 @@ error names the file or option it came from.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import yaml
 
-from flatkd.config import from_dict, merge, read_yaml, to_dict
+from flatkd.config import from_dict, merge, read_yaml
 from flatkd.errors import ConfigError, FlatkdError
 from flatkd.runs.rundir import RunDir
 
@@ -94,7 +95,7 @@ def file_layer(cls: type, section: Sequence[str], path: str | os.PathLike[str]) 
     ``config.yaml`` (it has one of :data:`RUN_SECTIONS` that is not a field of ``cls``) and its
     ``section`` is taken. Validated against ``cls``."""
     data = read_yaml(path)
-    fields = set(to_dict(_defaults_of(cls)))
+    fields = {field.name for field in dataclasses.fields(cls)}
     if any(key in RUN_SECTIONS and key not in fields for key in data):
         layer = _subsection(data, section)
         if layer is None:
@@ -117,8 +118,7 @@ def resolve(
     overrides: Sequence[str] = (),
 ) -> T:
     """``cls`` from the layers of the module docstring, lowest first."""
-    settings = merge(to_dict(_defaults_of(cls)), defaults or {})
-    settings = merge(settings, recorded or {})
+    settings = merge(defaults or {}, recorded or {})
     if config_path is not None:
         settings = merge(settings, file_layer(cls, section, config_path))
     settings = merge(settings, given(flags))
@@ -126,10 +126,6 @@ def resolve(
     from_dict(cls, from_set, where="--set")
     settings = merge(settings, from_set)
     return from_dict(cls, settings, where=f"{'.'.join(section)} settings")
-
-
-def _defaults_of(cls: type) -> Any:
-    return from_dict(cls, {})
 
 
 def _subsection(data: Mapping[str, Any], section: Sequence[str]) -> Any:
