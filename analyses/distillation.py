@@ -23,6 +23,10 @@
 # - `distillation_accuracy`: accuracy of every exit, one bar per method, one panel per modality;
 # - `distillation_gain`: each method's gain over CE at every exit, in points.
 #
+# Every comparison is shown with its paired bootstrap 95% interval over the test clips and
+# McNemar's p (PKD against CE and against own-head KD, IC by IC; GenKD against its two controls
+# on the student final heads), beside the epoch and teacher each IC checkpoint was kept at.
+#
 # Settings come from environment variables (relative paths are from the repository root):
 #
 # - `FLATKD_RUN`: the run directory (default `runs/demo`, made by `flatkd demo`);
@@ -36,12 +40,36 @@ from IPython.display import Image, Markdown
 from flatkd.plots import save_figure
 from flatkd.plots.distill import METHOD_LABELS, exit_accuracy_figure, exit_gain_figure
 from flatkd.report import accuracy_by_method, analysis_paths
+from flatkd.runs.genkd_tables import genkd_markdown, genkd_paired_rows, gradient_ratio_rows
+from flatkd.runs.ic_comparisons import comparisons_markdown, comparisons_table, selection_markdown
 from flatkd.runs.tables import accuracy_markdown, accuracy_rows
 
 FORMATS = ("pdf", "png")
 run, figures = analysis_paths()
+rows = accuracy_rows(run)
 accuracy = {METHOD_LABELS.get(method, method): values for method, values in accuracy_by_method(run).items()}
-Markdown(accuracy_markdown(accuracy_rows(run)))
+Markdown(accuracy_markdown(rows))
+
+# %% [markdown]
+# ## Checkpoints kept and their teachers
+
+# %%
+Markdown(selection_markdown(rows))
+
+# %% [markdown]
+# ## Paired comparisons on the same test clips
+
+# %%
+Markdown(comparisons_markdown(comparisons_table(run, rows)) or "Only one method in this run.")
+
+# %% [markdown]
+# ## Generative KD beside its controls
+# `genkd` against the CE fine-tune at the same budget (`genkd-ce`) and the attention + CVAE
+# fine-tune without the teacher (`genkd-noteacher`); then how large the teacher's attention
+# distillation gradient is next to the task gradient.
+
+# %%
+Markdown(genkd_markdown(genkd_paired_rows(run), gradient_ratio_rows(run)) or "Generative KD not run (`flatkd distill --method genkd` and its controls).")
 
 # %% [markdown]
 # ## Accuracy of every exit

@@ -22,7 +22,9 @@
 # - `flatness_density`: Hessian eigenvalue density (stochastic Lanczos quadrature), log scale;
 # - `flatness_lines`: loss (and accuracy) along a random filter-normalised direction;
 # - `flatness_planes`: loss on a filter-normalised random plane, one panel per modality;
-# - `flatness_metrics`: Hessian trace with its 95% interval, top eigenvalue, surface metrics.
+# - `flatness_metrics`: adaptive (reparametrisation-invariant) and raw trace, top eigenvalue and
+#   sharpness per modality with their 95% intervals over data subsets (or training runs), from
+#   `flatness_summary.csv`, and the teacher order PKD uses with the reason (`chain.json`).
 #
 # Settings come from environment variables (relative paths are from the repository root):
 #
@@ -34,16 +36,19 @@
 # %%
 from IPython.display import Image, Markdown
 
-from flatkd.landscape import flatness_table
 from flatkd.plots import save_figure
 from flatkd.plots.landscape import plot_density, plot_flatness_metrics, plot_loss_lines, plot_loss_planes
-from flatkd.report import analysis_paths, final_exit_records, flatness_curves, flatness_records
+from flatkd.report import analysis_paths, final_exit_records, flatness_curves, flatness_records, flatness_summary
+from flatkd.report.markdown import number, table
+from flatkd.runs.chain import read_chain
 
 FORMATS = ("pdf", "png")
 run, figures = analysis_paths()
 records = final_exit_records(flatness_records(run))
 curves = flatness_curves(run)
-Markdown(f"Run `{run.path}`, final exits of {', '.join(r.modality for r in records)}; figures go to `{figures}`.")
+summary = flatness_summary(run)
+modalities = ", ".join(dict.fromkeys(r.modality for r in records))
+Markdown(f"Run `{run.path}`, final exits of {modalities}; figures go to `{figures}`.")
 
 # %% [markdown]
 # ## Eigenvalue density
@@ -70,9 +75,21 @@ Image(filename=written[-1])
 
 # %% [markdown]
 # ## Flatness metrics
-# The trace's error bars are 1.96 standard errors over the Hutchinson probes: the intervals the
-# ranking compares before it trusts an order.
+# Bars: the mean over the disjoint data subsets (and over training runs, with `--seed-run`); error
+# bars: the 95% Student-t interval over runs when there are several, else over subsets (each
+# subset with its own Hutchinson probes). A pair of modalities counts as ordered only when the
+# intervals of the primary metric are disjoint.
 
 # %%
-written = save_figure(plot_flatness_metrics(flatness_table(records)), figures / "flatness_metrics", FORMATS)
+written = save_figure(plot_flatness_metrics(summary), figures / "flatness_metrics", FORMATS)
 Image(filename=written[-1])
+
+# %%
+chain = read_chain(run)
+shown = summary[summary["metric"].isin(["adaptive_trace", "trace", "adaptive_top_eigenvalue", "top_eigenvalue"])]
+columns = ["modality", "metric", "mean", "ci_low", "ci_high", "spread_over", "subset_sd", "run_sd"]
+rows = [[number(v) if isinstance(v, float) else v for v in row] for row in shown[columns].itertuples(index=False)]
+Markdown(
+    table(columns, rows, numeric_from=2)
+    + f"\n**PKD's teachers** ({chain.source}): {' -> '.join(chain.order)}. {chain.reason}"
+)

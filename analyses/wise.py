@@ -20,9 +20,14 @@
 # saved as PDF and PNG:
 #
 # - `wise_tradeoff`: test accuracy against mean MACs per clip while the confidence threshold tau
-#   is swept, one panel per distillation method, one curve per variant (WISE and its ablations),
-#   the reported tau circled, and every single exit of the method as a point (colour: modality,
-#   shape: exit depth).
+#   is swept (thresholds from the validation confidences, from every clip at the first exit to
+#   none early), one panel per distillation method, one curve per variant (WISE and its
+#   ablations), the reported tau circled, every single exit of the method as a point (colour:
+#   modality, shape: exit depth), and the controls as white markers: late fusion of the final
+#   heads (equal, CoViAR's 2:1:1, fitted on validation) and the uniform sum of all exits.
+#
+# The tables: WISE at its tau, and WISE against the best single exit and each control on the
+# same test clips, with the paired bootstrap 95% interval of the difference and McNemar's p.
 #
 # Settings come from environment variables (relative paths are from the repository root):
 #
@@ -48,6 +53,6 @@ Markdown(wise_markdown(read_wise_results(run)))
 # ## Accuracy against MACs
 
 # %%
-curves, exits = wise_tradeoff_data(run)
-written = save_figure(wise_tradeoff_panels(curves, exits), figures / "wise_tradeoff", FORMATS)
+curves, exits, controls = wise_tradeoff_data(run)
+written = save_figure(wise_tradeoff_panels(curves, exits, controls), figures / "wise_tradeoff", FORMATS)
 Image(filename=written[-1])

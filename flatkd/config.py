@@ -6,6 +6,8 @@ module turns nested mappings (YAML, CLI overrides) into those dataclasses and ba
 - a partial nested section overrides only the keys it names; the others keep the defaults the
   parent dataclass gives that section (not the nested class's own defaults);
 - an unknown key is an error that names the key, where it was found and the closest valid key;
+  a key an earlier version used names its replacement (the dataclass's ``REPLACED_KEYS``
+  mapping, old key -> what replaced it), so an old recorded setting gets a one-line fix;
 - a value of the wrong type is an error that names the key and the expected type;
 - the resolved settings are written back as YAML, so a run directory records exactly what ran.
 
@@ -44,6 +46,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "con
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in fields:
+            replaced = getattr(cls, "REPLACED_KEYS", {})
+            if key in replaced:
+                raise ConfigError(f"{where}: '{key}' was replaced by {replaced[key]}; set that instead")
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(fields)})"
             raise ConfigError(f"{where}: unknown key '{key}'{hint}")

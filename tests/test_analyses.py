@@ -21,7 +21,6 @@ from matplotlib.colors import LogNorm
 
 from flatkd.distill.wise import WiseConfig
 from flatkd.errors import MissingPrerequisiteError
-from flatkd.landscape import flatness_table
 from flatkd.plots.distill import METHOD_LABELS, exit_gain_figure, wise_tradeoff_panels
 from flatkd.plots.landscape import plot_flatness_metrics, plot_loss_planes
 from flatkd.report import (
@@ -30,6 +29,7 @@ from flatkd.report import (
     final_exit_records,
     flatness_curves,
     flatness_records,
+    flatness_summary,
     wise_by_method,
     wise_tradeoff_data,
 )
@@ -105,11 +105,11 @@ def test_readers_return_the_runs_files(run_dir: Path) -> None:
         table[["modality", "exit", "trace", "trace_stderr"]].itertuples(index=False, name=None)
     )
     finals = final_exit_records(records)
-    assert [r.modality for r in finals] == ["iframe", "mv", "residual"]
+    assert list(dict.fromkeys(r.modality for r in finals)) == ["iframe", "mv", "residual"]
     curves = flatness_curves(run)
     for table in (curves.density, curves.lines, curves.planes):
         assert list(dict.fromkeys(table["modality"])) == ["iframe", "mv", "residual"]
-    for record in finals:  # the stored plane's centre is the measured loss at the trained weights
+    for record in (r for r in finals if r.subset == 0):  # the plane's centre: the loss at the trained weights
         plane = curves.planes[curves.planes["modality"] == record.modality]
         (centre,) = plane[(plane["alpha"] == 0) & (plane["beta"] == 0)]["loss"]
         assert centre == pytest.approx(record.loss, rel=1e-5)
@@ -137,13 +137,15 @@ def test_analysis_paths_come_from_the_environment(run_dir: Path, tmp_path: Path)
 
 def test_figure_functions_draw_the_numbers_they_get(run_dir: Path) -> None:
     run = RunDir(run_dir)
-    records = final_exit_records(flatness_records(run))
-    fig = plot_flatness_metrics(flatness_table(records))
-    trace = fig.axes[0]
-    assert [bar.get_height() for bar in trace.patches] == [r.trace for r in records]
-    (errors,) = [c for c in trace.collections if len(c.get_segments()) == len(records)]
-    np.testing.assert_allclose([s[1, 1] - s[0, 1] for s in errors.get_segments()], [2 * 1.96 * r.trace_stderr for r in records])
-    assert [ax.get_title() for ax in fig.axes][:2] == ["Hessian trace (±1.96 s.e.)", "top Hessian eigenvalue"]
+    summary = flatness_summary(run)
+    fig = plot_flatness_metrics(summary)
+    adaptive = summary[summary["metric"] == "adaptive_trace"]
+    panel = fig.axes[0]
+    assert [bar.get_height() for bar in panel.patches] == adaptive["mean"].tolist()
+    (errors,) = [c for c in panel.collections if len(c.get_segments()) == len(adaptive)]
+    ends = [(s[0, 1], s[1, 1]) for s in errors.get_segments()]
+    np.testing.assert_allclose(ends, adaptive[["ci_low", "ci_high"]].to_numpy())
+    assert fig.axes[0].get_title() == "adaptive trace tr(|θ|H|θ|)\n(95% over subsets)"
 
     planes = flatness_curves(run).planes
     fig = plot_loss_planes(planes)

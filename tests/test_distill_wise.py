@@ -1,9 +1,11 @@
-"""WISE: weight fitting, early exit, MACs accounting by hand, wise.json."""
+"""WISE: weight fitting, early exit, MACs accounting by hand, the data-driven tau sweep, the
+controls (late fusion, uniform sum) with their paired comparisons, wise.json and the run outputs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,16 +14,27 @@ from flatkd.config import from_dict
 from flatkd.distill.wise import (
     WiseConfig,
     WiseResult,
+    control_points,
     early_exit,
+    final_exits,
+    fit_fusion_weights,
     fit_weights,
+    fixed_ensemble,
     load_wise,
     release_order,
     run_wise,
     save_wise,
+    simplex_grid,
     stack_exits,
     step_costs,
+    tau_grid,
 )
 from flatkd.errors import ConfigError, InputFileError
+from flatkd.plots.distill import wise_tradeoff_figure
+from flatkd.runs.figure_data import wise_control_frame, wise_frames
+from flatkd.runs.methods import get_method
+from flatkd.runs.rundir import RunDir
+from flatkd.runs.wise import wise_for_run
 
 ORDER = ("mv:0", "mv:1", "iframe:0", "iframe:1")
 MACS = {"mv": [1.0, 2.0], "iframe": [5.0, 9.0]}  # path to each exit, its own head included
@@ -153,7 +166,10 @@ def test_release_order_and_order_errors(splits: tuple) -> None:
         stack_exits(splits[0], [])
 
 
-@pytest.mark.parametrize("settings", [{"alpha": -0.1}, {"lr": 0.0}, {"iterations": 0}, {"taus": [0.5, 1.5]}])
+@pytest.mark.parametrize(
+    "settings",
+    [{"alpha": -0.1}, {"lr": 0.0}, {"iterations": 0}, {"taus": [0.5, 1.5]}, {"tau_points": 1}, {"fusion_resolution": 0}],
+)
 def test_bad_wise_settings_are_config_errors(settings: dict) -> None:
     with pytest.raises(ConfigError, match="wise"):
         from_dict(WiseConfig, settings)
@@ -171,3 +187,117 @@ def test_wise_json_round_trip_and_errors(tmp_path: Path, fitted: WiseResult, spl
     (tmp_path / "wise.json").write_text('["pkd"]')
     with pytest.raises(InputFileError, match="malformed WISE result"):
         load_wise(tmp_path / "wise.json")
+
+
+# ---- controls, the data-driven tau sweep, paired comparisons -----------------------------------
+
+
+def test_fixed_ensemble_and_late_fusion_equal_a_hand_computation() -> None:
+    # two clips, two heads, two classes; CoViAR's 2:1 would weight head 0 twice
+    stacked = torch.tensor([[[1.0, 0.0], [0.0, 3.0]], [[2.0, 0.0], [0.0, 1.0]]])
+    assert fixed_ensemble(stacked, (2.0, 1.0)).tolist() == [[2.0, 3.0], [4.0, 1.0]]
+    assert fixed_ensemble(stacked, (0.5, 0.5)).tolist() == [[0.5, 1.5], [1.0, 0.5]]
+    logits = {"iframe": stacked[:, :1], "mv": stacked[:, 1:]}  # one exit each: the final heads
+    labels = torch.tensor([0, 0])
+    ensembles = {"fusion-coviar": (("iframe:0", "mv:0"), (2.0, 1.0)), "fusion-equal": (("iframe:0", "mv:0"), (0.5, 0.5))}
+    wise_correct = torch.tensor([True, False])
+    macs, heads = {"iframe": [7.0], "mv": [3.0]}, {"iframe": [1.0], "mv": [1.0]}
+    coviar, equal = control_points(ensembles, logits, labels, wise_correct, macs, heads)
+    assert (coviar.accuracy, equal.accuracy) == (0.5, 0.5)  # clip 1 right (4 > 1), clip 0 wrong (2 < 3)
+    assert coviar.macs == equal.macs == 10.0  # both networks to their end
+    assert (coviar.versus_wise.a_only, coviar.versus_wise.b_only) == (1, 1)  # WISE: clip 0 only
+    assert coviar.versus_wise.difference.estimate == 0.0 and coviar.versus_wise.p_value == 1.0
+
+
+def test_simplex_grid_holds_equal_and_coviar_weights() -> None:
+    grid = simplex_grid(3, 12)
+    assert grid.shape == (91, 3)  # C(14, 2)
+    torch.testing.assert_close(grid.sum(dim=1), torch.ones(91, dtype=torch.float64))
+    rows = {tuple(round(v, 6) for v in row) for row in grid.tolist()}
+    assert (round(1 / 3, 6),) * 3 in rows and (0.5, 0.25, 0.25) in rows
+    assert simplex_grid(1, 12).tolist() == [[1.0]]
+
+
+def test_fitted_fusion_is_at_least_as_good_as_equal_weights_on_validation(splits: tuple) -> None:
+    fit_logits, fit_labels = splits[0], splits[1]
+    finals = final_exits(fit_logits)
+    assert finals == ("mv:1", "iframe:1")  # the loud-noise exit and the squashed informative one
+    stacked = stack_exits(fit_logits, finals)
+    fitted = fit_fusion_weights(stacked, fit_labels, resolution=12)
+    assert sum(fitted) == pytest.approx(1.0) and all(w >= 0 for w in fitted)
+    # the noise head is 200x louder: equal weights follow the noise, the fit turns it off
+    assert accuracy_of(stacked, fitted, fit_labels) >= accuracy_of(stacked, (0.5, 0.5), fit_labels) + 0.3
+    assert fitted[0] == 0.0
+    # two informative heads of similar quality: the fit still never loses to equal weights on val
+    mixed = stack_exits(fit_logits, ["mv:0", "iframe:0"])
+    fitted = fit_fusion_weights(mixed, fit_labels, resolution=12)
+    assert accuracy_of(mixed, fitted, fit_labels) >= accuracy_of(mixed, (0.5, 0.5), fit_labels)
+
+
+def accuracy_of(stacked: torch.Tensor, weights: tuple[float, ...], labels: torch.Tensor) -> float:
+    """Accuracy of the fixed ensemble ``sum_j weights[j] stacked[:, j]``."""
+    return (fixed_ensemble(stacked, weights).argmax(-1) == labels).double().mean().item()
+
+
+def test_tau_grid_spans_everything_at_the_first_exit_to_nothing_early() -> None:
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 3, (200,), generator=generator)
+    # confidence grows with depth and with the clip's margin: a cascade where early exits happen
+    margin = torch.rand(200, 1, 1, generator=generator) * torch.arange(1, 5).double()[None, :, None]
+    z = 4 * margin * F.one_hot(labels, 3).double()[:, None] + torch.randn(200, 4, 3, generator=generator, dtype=torch.float64)
+    taus = tau_grid(z, points=10, extra=(0.75,))
+    assert taus[0] == 0.0 and taus[-1] == 1.0 and 0.75 in taus and list(taus) == sorted(set(taus))
+    costs = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    points = [early_exit(z, labels, costs, t) for t in taus]
+    assert points[0].exit_fractions[0] == 1.0  # everything at the first exit
+    assert any(0 < p.exit_fractions[-1] < 1 for p in points)  # some clips exit early, not all
+    none_early = [p for p in points if p.exit_fractions[-1] == 1.0]
+    assert none_early and none_early[0].tau < 1.0  # the largest observed confidence already stops none
+    assert len({p.exit_fractions for p in points}) >= 8  # the thresholds change the exit pattern
+
+
+def test_run_wise_compares_wise_with_every_control(splits: tuple, fitted: WiseResult) -> None:
+    names = [c.name for c in fitted.controls]
+    assert names == ["best-exit", "fusion-equal", "fusion-coviar", "fusion-fitted", "uniform-sum"]
+    controls = {c.name: c for c in fitted.controls}
+    best = fitted.best_exit()
+    assert controls["best-exit"].exits == (fitted.order[best],)
+    assert controls["best-exit"].accuracy == fitted.exit_accuracy[best]
+    assert controls["fusion-coviar"].weights == (1.0, 2.0)  # mv 1, iframe 2
+    assert controls["fusion-equal"].macs == MACS["mv"][1] + MACS["iframe"][1]
+    # uniform sum of all four exits is WISE without scaling at tau 1 with the same order
+    uniform = run_wise(*splits, MACS, HEADS, WiseConfig(order=ORDER, scaling=False, iterations=1))
+    assert controls["uniform-sum"].accuracy == uniform.step_accuracy[-1]
+    assert controls["uniform-sum"].macs == fitted.step_macs[-1]
+    for control in fitted.controls:
+        paired = control.versus_wise
+        assert (paired.accuracy_a, paired.accuracy_b) == (fitted.at_tau.accuracy, control.accuracy)
+        assert paired.difference.low <= paired.difference.estimate <= paired.difference.high
+    # the loud noise swamps the uniform sum: WISE's gain over it is resolved
+    assert controls["uniform-sum"].versus_wise.difference.low > 0.2
+    assert controls["uniform-sum"].versus_wise.p_value < 1e-6
+
+
+def test_wise_for_run_writes_the_controls_to_every_output(tmp_path: Path, splits: tuple) -> None:
+    run = RunDir(tmp_path / "run")
+    fit_logits, fit_labels, test_logits, test_labels = splits
+    for modality in fit_logits:
+        run.set_section(["train", modality], {})
+        run.update_macs(modality, [int(m - h) for m, h in zip(MACS[modality], HEADS[modality])], HEADS[modality])
+        for split, logits, labels in (("val", fit_logits, fit_labels), ("test", test_logits, test_labels)):
+            run.save_logits("ic-ce", modality, split, logits[modality], labels)
+    name, result, written = wise_for_run(run, get_method("ce"), WiseConfig())
+    assert name == "ce" and run.wise_controls_path in written
+    assert load_wise(run.wise_path)["ce"].controls == result.controls
+    table = pd.read_csv(run.wise_controls_path)
+    assert list(table["control"]) == [c.name for c in result.controls]
+    fitted = table.set_index("control").loc["fusion-fitted"]
+    assert fitted["accuracy"] == pytest.approx(result.controls[3].accuracy)
+    assert fitted["difference"] == pytest.approx(100 * result.controls[3].versus_wise.difference.estimate)
+    assert fitted["mcnemar_p"] == pytest.approx(result.controls[3].versus_wise.p_value)
+    markdown = run.distill_markdown_path.read_text()
+    assert "late fusion, fitted on val" in markdown and "McNemar p" in markdown
+    assert result.controls[3].versus_wise.difference.format(scale=100) in markdown
+    figure = wise_tradeoff_figure(*wise_frames({"WISE": result}), controls=wise_control_frame({"WISE": result}))
+    labels = {line.get_label() for line in figure.axes[0].get_legend().get_lines()}
+    assert {"late fusion, equal", "late fusion, CoViAR 2:1:1", "uniform sum of all exits"} <= labels

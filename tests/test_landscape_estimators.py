@@ -224,7 +224,7 @@ def test_pyhessian_backend_eigenvalues_and_density(setup) -> None:
     model, data, _, exact = setup
     backend = Hessian(model, nn.CrossEntropyLoss(), data, backend="pyhessian")
     top = backend.eigenvalues(top_k=1, tol=1e-6, max_steps=500)
-    assert top.values[0] == pytest.approx(float(exact[exact.abs().argmax()]), rel=1e-3)
+    assert top.values[0] == pytest.approx(float(exact[-1]), rel=1e-3)  # the largest algebraic, like flatkd's
     density = backend.density(runs=2, steps=15)
     assert density.runs == 2 and density.hvps == 30
     for nodes, weights in zip(density.nodes, density.weights):

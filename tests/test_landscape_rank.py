@@ -4,6 +4,7 @@ end to end on networks that ``flatkd train`` trained on a tiny PyAV-encoded synt
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -16,42 +17,94 @@ from flatkd.data.cache import build_cache, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.synth import SynthSettings, generate_synthetic
 from flatkd.landscape import FlatnessSettings, LandscapeInputError
-from flatkd.landscape.ranking import FlatnessRecord, rank_modalities
+from flatkd.landscape.chain import PAPER_CHAIN, chain_from_json
+from flatkd.landscape.ranking import FlatnessRecord, convergence_problems, rank_modalities, summarise
+from flatkd.stats import student_t_quantile
 from flatkd.runs.chain import read_chain
 from flatkd.runs.rundir import RunDir
 
 
-def record(modality: str, trace: float, stderr: float, top: float, increase: float | None = 0.1) -> FlatnessRecord:
-    """A record whose surface metrics tie (ties never count as disagreement)."""
-    return FlatnessRecord(modality, 3, 1000, 0.5, 0.9, top, 0.01, trace, stderr, increase, 1.0, 70)
+def record(modality: str, adaptive: float, subset: int = 0, run: str = "r", **changes: object) -> FlatnessRecord:
+    """A converged-looking record whose other metrics order the modalities like ``adaptive``."""
+    values = {
+        "modality": modality, "exit": 3, "parameters": 1000, "loss": 0.5, "accuracy": 0.9,
+        "top_eigenvalue": 10 * adaptive, "top_eigenvalue_bound": 1e-4, "trace": 100 * adaptive,
+        "trace_stderr": 1.0, "adaptive_top_eigenvalue": adaptive / 2, "adaptive_trace": adaptive,
+        "adaptive_trace_stderr": 0.1, "mean_loss_increase": 0.1, "epsilon_sharpness": adaptive,
+        "adaptive_epsilon_sharpness": adaptive, "adaptive_rho_sharpness": adaptive, "classes": 10,
+        "gradient_norm": 0.01, "quadratic_decrease": 1e-4, "hvps": 70, "clips": 16, "subset": subset, "run": run,
+    }  # fmt: skip
+    return FlatnessRecord(**{**values, **changes})  # type: ignore[arg-type]
 
 
-def test_ranking_orders_by_the_primary_metric_and_warns() -> None:
-    records = [record("mv", 90.0, 1.0, 9.0), record("iframe", 10.0, 1.0, 1.0), record("residual", 50.0, 1.0, 5.0)]
-    ranking = rank_modalities(records)
-    assert ranking.flattest_first == ("iframe", "residual", "mv") and ranking.chain.order == ("mv", "residual", "iframe")
-    assert ranking.scores == {"iframe": 10.0, "residual": 50.0, "mv": 90.0} and ranking.warnings == ()
+def subsets(modality: str, values: list[float], run: str = "r", **changes: object) -> list[FlatnessRecord]:
+    return [record(modality, v, subset=k, run=run, **changes) for k, v in enumerate(values)]
 
-    close = [dataclasses.replace(records[0], trace=52.0), records[1], records[2]]
-    (warning,) = rank_modalities(close).warnings
-    assert warning.startswith("trace of residual (50 +- 2) and mv (52 +- 2) overlap")
 
-    flipped = [dataclasses.replace(records[0], top_eigenvalue=0.5), records[1], records[2]]
+SEPARATED = [*subsets("mv", [9.0, 9.2, 8.8]), *subsets("iframe", [1.0, 1.1, 0.9]), *subsets("residual", [5.0, 5.2, 4.8])]
+
+
+def test_separated_intervals_give_the_measured_chain() -> None:
+    ranking = rank_modalities(SEPARATED)
+    assert ranking.flattest_first == ("iframe", "residual", "mv") and ranking.resolved
+    assert ranking.scores == pytest.approx({"iframe": 1.0, "residual": 5.0, "mv": 9.0})
+    interval = ranking.summaries["adaptive_trace"]["mv"].interval
+    half = student_t_quantile(0.975, 2) * 0.2 / 3**0.5  # sd of (9.0, 9.2, 8.8) is 0.2
+    assert interval is not None and (interval.low, interval.high) == pytest.approx((9 - half, 9 + half))
+    chain = ranking.chain
+    assert chain.order == ("mv", "residual", "iframe") and chain.source == "measured" and ranking.warnings == ()
+
+
+def test_an_unresolved_pair_falls_back_to_the_papers_order_and_says_so() -> None:
+    close = [*subsets("iframe", [4.0, 6.0, 5.0]), *subsets("mv", [5.5, 4.5, 6.5]), *subsets("residual", [1.0, 1.1, 0.9])]
+    ranking = rank_modalities(close)
+    assert ranking.flattest_first == ("residual", "iframe", "mv") and ranking.unresolved == (("iframe", "mv"),)
+    chain = ranking.chain
+    assert chain.order == PAPER_CHAIN and chain.source == "paper" and chain.measured == ("mv", "iframe", "residual")
+    assert "iframe vs mv not resolved by adaptive_trace" in chain.reason
+    assert any(w.startswith("adaptive_trace does not resolve iframe vs mv") for w in ranking.warnings)
+    restored = chain_from_json(chain.to_json())
+    assert restored == chain
+
+
+def test_a_network_at_chance_is_flagged_and_not_ranked() -> None:
+    at_chance = [*SEPARATED[3:], *subsets("mv", [9.0, 9.2, 8.8], accuracy=0.125)]
+    ranking = rank_modalities(at_chance)
+    assert ranking.unresolved == () and not ranking.resolved and ranking.chain.source == "paper"
+    (why,) = ranking.unmeasurable["mv"]
+    assert why.startswith("accuracy near chance on 3 of 3 subsets") and "mv not measurable" in ranking.chain.reason
+    steep = subsets("mv", [9.0, 9.2, 8.8], quadratic_decrease=0.2)  # a step would lower the loss 0.5 by 40%
+    assert convergence_problems(steep)[0].startswith("not at a minimum on 3 of 3 subsets")
+
+
+def test_seed_runs_give_the_interval_and_subsets_the_within_run_spread() -> None:
+    seeds = [*subsets("mv", [9.0, 9.4], run="s0"), *subsets("mv", [7.0, 7.4], run="s1"), *subsets("mv", [8.0, 8.4], run="s2")]
+    summary = summarise(seeds, "adaptive_trace")
+    assert summary is not None and (summary.spread_over, summary.runs, summary.subsets) == ("runs", 3, 2)
+    assert summary.mean == pytest.approx(8.2) and summary.run_sd == pytest.approx(1.0)
+    assert summary.subset_sd == pytest.approx(0.08**0.5)  # each run's pair differs by 0.4
+    single = summarise([record("mv", 3.0)], "adaptive_trace")
+    assert single is not None and single.interval is None and single.spread_over == "none"
+    only_first = summarise(subsets("mv", [1.0, 2.0], mean_loss_increase=None), "mean_loss_increase")
+    assert only_first is None
+
+
+def test_other_metrics_that_disagree_are_named() -> None:
+    flipped = [*SEPARATED[:3], *subsets("iframe", [1.0, 1.1, 0.9], top_eigenvalue=1000.0), *SEPARATED[6:]]
     assert rank_modalities(flipped).warnings == (
-        "top_eigenvalue orders them mv < iframe < residual, unlike trace (iframe < residual < mv)",
+        "top_eigenvalue orders them residual < mv < iframe, unlike adaptive_trace (iframe < residual < mv)",
     )
-    assert rank_modalities(flipped, "top_eigenvalue").flattest_first == ("mv", "iframe", "residual")
-    assert rank_modalities(records, "trace_per_parameter").flattest_first == ("iframe", "residual", "mv")
+    assert rank_modalities(flipped, "top_eigenvalue").flattest_first == ("residual", "mv", "iframe")
 
 
 def test_ranking_rejects_what_it_cannot_rank() -> None:
-    one = [record("mv", 1.0, 0.1, 1.0)]
+    one = [record("mv", 1.0)]
     with pytest.raises(LandscapeInputError, match="at least two"):
         rank_modalities(one)
-    with pytest.raises(LandscapeInputError, match="one record per modality"):
-        rank_modalities(one * 2)
+    with pytest.raises(LandscapeInputError, match="one exit per modality"):
+        rank_modalities([*one, record("mv", 1.0, exit=2), record("iframe", 2.0)])
     with pytest.raises(LandscapeInputError, match="not computed for every modality"):
-        rank_modalities([record("mv", 1, 0.1, 1, None), record("iframe", 2, 0.1, 2)], "mean_loss_increase")
+        rank_modalities([record("mv", 1, mean_loss_increase=None), record("iframe", 2)], "mean_loss_increase")
     with pytest.raises(LandscapeInputError, match="unknown flatness metric"):
         rank_modalities(one, "sharpness")
 
@@ -90,21 +143,43 @@ def test_rank_modalities_writes_table_chain_and_figures_and_resumes(trained: Pat
     result = CliRunner().invoke(cli, ["rank-modalities", "--run", str(trained), *RANK])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(trained / "flatness.csv")
-    assert sorted(table["modality"]) == ["iframe", "mv"] and (table["exit"] == 3).all()
-    assert (table["trace_stderr"] > 0).all() and table["epsilon_sharpness"].notna().all()
+    assert sorted(table["modality"]) == ["iframe"] * 3 + ["mv"] * 3 and (table["exit"] == 3).all()
+    assert sorted(table["subset"]) == [0, 0, 1, 1, 2, 2] and (table["run"] == "r1").all() and (table["clips"] == 4).all()
+    assert (table["trace_stderr"] > 0).all() and (table["adaptive_trace_stderr"] > 0).all()
+    assert table["adaptive_rho_sharpness"].notna().all() and table["mean_loss_increase"].notna().sum() == 2
     settings = RunDir(trained).read_config()["landscape"]  # --quick's, where no option was given
-    assert (settings["runs"], settings["sharpness_steps"], settings["samples"], settings["steps"]) == (1, 5, 4, 3)
+    assert (settings["runs"], settings["sharpness_steps"], settings["samples"], settings["subsets"]) == (1, 5, 4, 3)
+    summary = pd.read_csv(trained / "flatness_summary.csv")
+    adaptive = summary[summary["metric"] == "adaptive_trace"].set_index("modality")
+    assert (adaptive["spread_over"] == "subsets").all() and (adaptive["ci_low"] < adaptive["ci_high"]).all()
+    means = table.groupby("modality")["adaptive_trace"].mean()
+    assert adaptive["mean"].to_dict() == pytest.approx(means.to_dict())
     chain = read_chain(RunDir(trained))
-    flattest = table.sort_values("trace")["modality"].tolist()
-    assert chain.order == tuple(reversed(flattest)) and chain.metric == "trace"
-    assert f"flattest -> sharpest by trace: {flattest[0]}" in result.output
+    measured = tuple(means.sort_values(ascending=False).index)
+    assert chain.measured == measured and chain.metric == "adaptive_trace"
+    assert chain.order == (measured if chain.source == "measured" else ("mv", "iframe")) and chain.reason
+    assert f"flattest -> sharpest by adaptive_trace: {measured[-1]}" in result.output
     for figure in ("eigen_density.png", "surfaces.png"):
         assert (trained / "figures" / figure).stat().st_size > 0
-    stored = trained / "flatness" / "mv.exit3" / "result.json"
+    stored = trained / "flatness" / "mv.exit3" / "subset1" / "result.json"
     first = stored.stat().st_mtime_ns
     again = CliRunner().invoke(cli, ["rank-modalities", "--run", str(trained), *RANK])
     assert again.exit_code == 0 and stored.stat().st_mtime_ns == first  # reused, not recomputed
     assert pd.read_csv(trained / "flatness.csv").equals(table)
+
+
+def test_seed_runs_are_measured_and_give_the_interval(trained: Path, tmp_path: Path) -> None:
+    """A second run (here a copy, with its own store) is measured too; the interval is over runs."""
+    other = tmp_path / "r2"
+    shutil.copytree(trained, other, ignore=shutil.ignore_patterns("flatness*", "chain.json"))
+    result = CliRunner().invoke(cli, ["rank-modalities", "--run", str(trained), "--seed-run", str(other), *RANK])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(trained / "flatness.csv")
+    assert sorted(set(table["run"])) == ["r1", "r2"] and (other / "flatness" / "mv.exit3" / "subset2").is_dir()
+    summary = pd.read_csv(trained / "flatness_summary.csv")
+    assert (summary[summary["metric"] == "adaptive_trace"]["spread_over"] == "runs").all()
+    missing = CliRunner().invoke(cli, ["rank-modalities", "--run", str(trained), "--seed-run", str(tmp_path), *RANK])
+    assert missing.exit_code == 2 and "every --seed-run needs" in missing.output
 
 
 def test_rank_modalities_needs_two_trained_networks(trained: Path) -> None:

@@ -23,7 +23,7 @@ def run_dir(demo_run: DemoRun) -> Path:
 
 
 #: what the report needs of a run (no checkpoints)
-_RESULT_FILES = ("config.yaml", "metrics.csv", "macs.json", "logits", "flatness.csv", "flatness", "chain.json",
+_RESULT_FILES = ("config.yaml", "metrics.csv", "macs.json", "logits", "flatness.csv", "flatness_summary.csv", "flatness", "chain.json",
                  "distill.csv", "wise.json", "figures")  # fmt: skip
 
 
@@ -84,14 +84,17 @@ def test_report_holds_the_runs_numbers_chain_and_figures(run_dir: Path, tmp_path
         cost = macs[modality]["backbone"][index] + macs[modality]["head"][index]
         assert row["MMACs"] == f"{cost / 1e6:.2f}"
 
-    # flatness: the chain of chain.json with its warnings, the traces of flatness.csv
+    # flatness: the chain of chain.json with its source, reason and warnings, the summary's means
+    # and intervals, each network's condition
     chain = json.loads((run_dir / "chain.json").read_text())
     flatness = _section(text, "Flatness")
-    assert " -> ".join(chain["chain"]) in flatness
+    assert f"{' -> '.join(chain['chain'])} (source: {chain['source']})" in flatness and chain["reason"][1:] in flatness
     assert all(warning in flatness for warning in chain["warnings"])
-    for record in pd.read_csv(run_dir / "flatness.csv").itertuples():
-        assert f"| {record.modality} | {record.exit} |" in flatness
-        assert f"{record.trace:.4g} ± {record.trace_stderr:.2g}" in flatness
+    summary = pd.read_csv(run_dir / "flatness_summary.csv")
+    for row in summary[summary["metric"].isin(["adaptive_trace", "trace"])].itertuples():
+        assert f"{row.mean:.4g} [{row.ci_low:.3g}, {row.ci_high:.3g}]" in flatness
+    for modality, group in pd.read_csv(run_dir / "flatness.csv").groupby("modality"):
+        assert f"| {modality} | 1 | {len(group)} |" in flatness  # one run, every subset
 
     # WISE: each variant's accuracy at its tau, as in wise.json
     wise = json.loads((run_dir / "wise.json").read_text())
@@ -106,7 +109,7 @@ def test_report_holds_the_runs_numbers_chain_and_figures(run_dir: Path, tmp_path
     assert sorted((out.parent / link).resolve() for link in links) == sorted(
         p.resolve() for p in (run_dir / "figures").glob("*.png")
     )
-    assert "![Hessian eigenvalue density per modality](" in flatness
+    assert "![Hessian eigenvalue density per modality (first subset)](" in flatness
 
     assert _report(run_dir, out) == text  # the same run gives the same report
 
@@ -118,7 +121,7 @@ def test_sections_without_their_inputs_name_the_command(run_dir: Path, tmp_path:
     assert "| iframe |" in flatness  # the measurements are still shown
 
     trained_only = _copy_results(
-        run_dir, tmp_path / "trained", leave_out=("flatness.csv", "flatness", "chain.json", "wise.json", "figures")
+        run_dir, tmp_path / "trained", leave_out=("flatness.csv", "flatness_summary.csv", "flatness", "chain.json", "wise.json", "figures")
     )
     for stage in ("ic-kd", "ic-pkd"):
         shutil.rmtree(trained_only / "logits" / stage, ignore_errors=True)

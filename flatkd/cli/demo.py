@@ -19,7 +19,7 @@ from flatkd.cli.train import train
 from flatkd.fileio import atomic_open
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
-from flatkd.runs.ic_training import stage_complete
+from flatkd.runs.ic_training import epochs_finished
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
 from flatkd.runs.training import load_train_config
@@ -29,7 +29,7 @@ def _trained(run: RunDir) -> bool:
     """Every modality's network finished its IC stage (so `flatkd train` has nothing left to do)."""
     trained = run.read_config().get("train", {})
     return all(
-        m in trained and stage_complete(run, FINAL_TRAIN_STAGE, m, load_train_config(run, m).ics.epochs)
+        m in trained and epochs_finished(run, FINAL_TRAIN_STAGE, m, load_train_config(run, m).ics.epochs)
         for m in MODALITIES
     )
 

@@ -29,7 +29,7 @@ from flatkd.train import init_from_env
     "--method",
     type=click.Choice(list(METHODS)),
     required=True,
-    help="ce | kd | pkd | pkd-reversed | pkd-iframe | genkd | pkd+genkd (see above).",
+    help="ce | kd | pkd | pkd-reversed | pkd-iframe | genkd | genkd-ce | genkd-noteacher | pkd+genkd (see above).",
 )
 @click.option(
     "--modality",
@@ -42,6 +42,13 @@ from flatkd.train import init_from_env
 @click.option("--genkd-epochs", type=click.IntRange(min=1), default=None, help="Epochs fine-tuning each genkd student.")
 @settings_options("flatkd.runs.distill_settings.DistillConfig")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
+@click.option(
+    "--select",
+    type=click.Choice(["network", "per-ic"]),
+    default="network",
+    show_default=True,
+    help="Checkpoint selection on validation: one best epoch for all ICs, or each IC's own best epoch.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted distillation with the settings it recorded.")
 def distill(
     run_dir: Path,
@@ -52,6 +59,7 @@ def distill(
     config_path: Path | None,
     overrides: tuple[str, ...],
     workers: int | None,
+    select: str,
     resume: bool,
 ) -> None:
     """Train the internal classifiers (ICs) of each network of a run with a distillation method,
@@ -68,12 +76,19 @@ def distill(
       pkd-iframe    ablation: the I-frame network's head only                (ic-pkd-iframe)
       genkd         generative feature KD from the I-frame network fine-tunes the MV
                     and residual backbones (genkd-teacher, genkd), then CE ICs (ic-genkd)
+      genkd-ce      control: the same fine-tune budget (epochs, optimiser, batches) with
+                    label CE alone, no attention/CVAE/teacher (genkd-ce, ic-genkd-ce)
+      genkd-noteacher  control: genkd's attention + CVAE fine-tune with the teacher
+                    terms (GD, AD) off (genkd-noteacher, ic-genkd-noteacher)
       pkd+genkd     PKD ICs on the genkd backbones                           (ic-pkd+genkd)
 
     Each teacher runs on its own modality of the same clips. The IC stage trains like ic-ce
     (same epochs, optimiser and schedule unless changed), so the methods compare like for like.
-    Afterwards the logits of every exit on validation and test are saved, and RUN/distill.csv
-    and RUN/distill.md are rebuilt from every method in the run.
+    Every method draws the same batches in the same order from the same initial ICs (the
+    seeds do not depend on the method). --select per-ic keeps each IC at its own best validation
+    epoch instead of one epoch for all. Afterwards the logits of every exit on validation and test
+    are saved, and RUN/distill.csv (with the epoch and teacher of every IC kept) and
+    RUN/distill.md (with paired intervals between methods) are rebuilt from every method in the run.
 
     Settings: defaults (IC stage as ic-ce), then --config FILE with any of the sections `ics`
     (epochs, optim, schedule), `kd` (temperature, alpha, t2_scaling), `pkd` (phase_starts,
@@ -88,6 +103,7 @@ def distill(
       flatkd distill --run runs/r1 --method pkd --modality mv --epochs 20
       flatkd distill --run runs/r1 --method pkd --resume             # after a kill
       flatkd distill --run runs/r1 --method genkd --genkd-epochs 4
+      flatkd distill --run runs/r1 --method genkd-noteacher --genkd-epochs 4   # its control
     """
     run = RunDir(run_dir)
     chosen = get_method(method)
@@ -106,7 +122,7 @@ def distill(
     env.barrier()  # every process has resolved the settings before rank 0 records them
     started = time.perf_counter()
     bars = progress if env.is_main else no_progress
-    reports = run_distill(run, chosen, configs, resume=resume, workers=workers, env=env, progress=bars)
+    reports = run_distill(run, chosen, configs, select=select, resume=resume, workers=workers, env=env, progress=bars)
     if not env.is_main:
         return
     for report in reports:
@@ -152,15 +168,21 @@ def wise(
     The cascade visits the exits in --order; step k predicts with a non-negative weighted sum of
     the logits of the exits visited so far, its weights fitted on the validation logits (CE + alpha
     * L1, SGD); a clip stops at the first step whose top softmax exceeds tau. On the test split:
-    accuracy and mean MACs per clip at --tau, the sweep over tau, every single exit.
+    accuracy and mean MACs per clip at --tau, the sweep over tau (0, 1 and tau_points quantiles of
+    the validation confidences, so it runs from every clip at the first exit to none early),
+    every single exit, and the controls: late fusion of the networks' final heads with equal
+    weights, CoViAR's 2:1:1 (I-frame:MV:residual) and weights fitted on validation (simplex grid),
+    and the uniform sum of all exits. WISE at --tau is compared with the best single exit and
+    each control on the same test clips: paired bootstrap 95% interval and McNemar's p.
 
     Writes RUN/wise.json (one entry per variant: method and ablations), RUN/wise.csv (the sweeps),
-    RUN/figures/wise_METHOD.png (accuracy vs MACs, single exits as points), the settings under
-    `wise.<variant>` in RUN/config.yaml, and the WISE lines of RUN/distill.md.
+    RUN/wise_controls.csv (the controls and comparisons), RUN/figures/wise_METHOD.png (accuracy
+    vs MACs, single exits and controls as points), the settings under `wise.<variant>` in
+    RUN/config.yaml, and the WISE tables of RUN/distill.md.
 
     Settings: defaults, then --config FILE with the fields of flatkd.distill.WiseConfig (order,
-    alpha, lr, iterations, scaling, lateral, tau, taus) or a run's config.yaml (its
-    `wise.METHOD`), then the flags, then --set KEY=VALUE.
+    alpha, lr, iterations, scaling, lateral, tau, tau_points, taus, fusion_resolution) or a run's
+    config.yaml (its `wise.METHOD`), then the flags, then --set KEY=VALUE.
 
     \b
     Examples:
@@ -185,5 +207,11 @@ def wise(
         f" {result.step_macs[-1] / 1e6:.2f} MMACs; best single exit {result.order[best]}"
         f" {100 * result.exit_accuracy[best]:.1f}% at {result.exit_macs[best] / 1e6:.2f} MMACs"
     )
+    for control in result.controls:
+        paired = control.versus_wise
+        click.echo(
+            f"  vs {control.label}: {100 * control.accuracy:.1f}% at {control.macs / 1e6:.2f} MMACs;"
+            f" WISE - it {paired.difference.format(scale=100)} points, McNemar p {paired.p_value:.3g}"
+        )
     for path in written:
         click.echo(f"wrote {path}")

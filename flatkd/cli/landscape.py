@@ -20,7 +20,7 @@ FULL, QUICK = FlatnessSettings(), FlatnessSettings.quick()
 
 #: command-line option -> FlatnessSettings field, for the options whose default depends on --quick
 SETTING_OF_OPTION = {
-    "samples": "samples", "batch_size": "batch_size", "seed": "seed", "backend": "backend", "slq_runs": "runs",
+    "samples": "samples", "subsets": "subsets", "batch_size": "batch_size", "seed": "seed", "backend": "backend", "slq_runs": "runs",
     "slq_steps": "steps", "trace_probes": "probes", "tol": "tol", "surfaces": "surfaces",
     "plane_steps": "plane_steps", "line_steps": "line_steps", "radius": "radius",
     "sharpness_steps": "sharpness_steps",
@@ -45,6 +45,9 @@ def flatness_settings(
 
 @click.command("rank-modalities")
 @run_option
+@click.option("--seed-run", "seed_runs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Another run directory with the same networks trained with another seed (repeatable): "
+                   "measured the same way, so the intervals cover training seeds.")
 @click.option("--modality", "modalities", multiple=True, type=click.Choice(MODALITIES),
               help="Networks to rank (repeatable). Default: every modality trained in the run.")
 @click.option("--stage", default=None, help="Training stage whose checkpoints are measured (default: ic-ce).")
@@ -61,6 +64,9 @@ def flatness_settings(
                    + _default("backend"))
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Training clips in the fixed subset." + _default("samples"))
+@click.option("--subsets", type=click.IntRange(1), default=None,
+              help="Disjoint subsets of --samples clips each network is measured on (their spread is the "
+                   "interval with one run)." + _default("subsets"))
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Clips per batch; with one batch the double-backward graph is kept (faster HVPs)."
                    + _default("batch_size"))
@@ -88,45 +94,57 @@ def flatness_settings(
               help="Ascent steps (one gradient each) of epsilon-sharpness." + _default("sharpness_steps"))
 @settings_options("flatkd.landscape.FlatnessSettings")
 def rank_modalities(
-    run_dir: Path, modalities: tuple[str, ...], stage: str | None, exits: str, metric: str, quick: bool,
+    run_dir: Path, seed_runs: tuple[Path, ...], modalities: tuple[str, ...], stage: str | None, exits: str, metric: str, quick: bool,
     config_path: Path | None, overrides: tuple[str, ...], **options: Any,
 ) -> None:  # fmt: skip
     """Rank the modality networks of a run from the flattest minimum to the sharpest.
 
-    For each trained network: the top Hessian eigenvalue and the trace (shared Lanczos runs; the
-    trace with its standard error), the eigenvalue density, a filter-normalised 1-D line and 2-D
-    plane of the loss with the mean loss increase within radius 0.5, and epsilon-sharpness, all
-    in eval mode on a fixed seeded subset of training clips.
+    For each trained network, on each of --subsets disjoint subsets of its training clips (eval
+    mode): the top eigenvalue and the trace of the Hessian H and of the adaptive Hessian
+    |θ| H |θ| (reparametrisation-invariant; shared Lanczos runs + Hutchinson probes), Keskar's
+    and the adaptive epsilon-/rho-sharpness, the gradient norm and how much a gradient step would
+    still lower the loss; on the first subset the eigenvalue density, a filter-normalised 1-D
+    line and 2-D plane with the mean loss increase within radius 0.5.
 
-    Writes flatness.csv (all metrics), chain.json (the teacher order PKD uses: sharpest first),
-    figures/eigen_density.png and figures/surfaces.png. Warns when neighbours' intervals overlap or
-    another metric disagrees. An interrupted run resumes from flatness/.
+    The ranking's primary metric (--metric, default the adaptive trace) is compared with 95%
+    intervals over --seed-run runs when given, else over the subsets. A pair is resolved only when
+    the intervals are disjoint; a network near chance accuracy or not at a minimum is flagged.
+    chain.json gets the measured teacher order (sharpest first) only when every pair is resolved
+    and every network measurable, else the paper's order MV -> residual -> I-frame, and says why.
 
-    Cost: the defaults take about a minute per cpu-tiny network on 2 CPU cores (53 Hessian-vector
-    products, 142 surface points); --quick about 15 s. Both scale with --samples.
+    Writes flatness.csv (every measurement), flatness_summary.csv (mean, interval and spreads per
+    modality and metric), chain.json, figures/eigen_density.png and figures/surfaces.png. An
+    interrupted run resumes from flatness/.
+
+    Cost: about 2x a minute per cpu-tiny network and subset with the defaults on 2 CPU cores (raw +
+    adaptive spectrum, 142 surface points on the first subset); --quick about a quarter of that.
 
     \b
-      flatkd rank-modalities --run runs/r1
       flatkd rank-modalities --run runs/r1 --quick
+      flatkd rank-modalities --run runs/s0 --seed-run runs/s1 --seed-run runs/s2
       flatkd rank-modalities --run runs/r1 --exits all --backend pyhessian
     """
     result = rank_run(
-        run_dir, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
+        run_dir, seed_runs=seed_runs, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
         settings=flatness_settings(quick, config_path, overrides, **options), metric=metric, progress=progress,
     )  # fmt: skip
-    header = f"{'modality':<9} {'exit':>4} {'loss':>8} {'top eig.':>18} {'trace (95%)':>20} {'mean dL':>9}"
-    click.echo(f"{header} {'eps-sharp':>9}")
-    for m in result.measurements:
-        r = m.record
-        optional = [f"{v:9.4g}" if v is not None else f"{'-':>9}" for v in (r.mean_loss_increase, r.epsilon_sharpness)]
-        click.echo(
-            f"{r.modality:<9} {r.exit:>4} {r.loss:8.4f} {r.top_eigenvalue:10.4g} +- {r.top_eigenvalue_error:<5.1g}"
-            f" {r.trace:10.4g} +- {1.96 * r.trace_stderr:<6.2g} {' '.join(optional)}"
-        )
     ranking = result.ranking
+    click.echo(
+        f"{'modality':<9} {'metric':<27} {'mean':>10}  {'95% interval':<22} {'over':<8} {'subset sd':>9}"
+        f" {'probe s.e.':>10} {'run sd':>9}"
+    )
+    for metric_name, by_modality in ranking.summaries.items():
+        for modality, summary in by_modality.items():
+            interval = summary.interval
+            shown = f"[{interval.low:.4g}, {interval.high:.4g}]" if interval else "-"
+            click.echo(
+                f"{modality:<9} {metric_name:<27} {summary.mean:10.4g}  {shown:<22} {summary.spread_over:<8}"
+                f" {summary.subset_sd:9.3g} {summary.probe_stderr:10.3g} {summary.run_sd:9.3g}"
+            )
     ordered = " < ".join(f"{m} ({ranking.scores[m]:.4g})" for m in ranking.flattest_first)
     click.echo(f"\nflattest -> sharpest by {ranking.metric}: {ordered}")
-    click.echo(f"distillation chain (sharpest first): {' -> '.join(ranking.chain.order)}")
+    chain = ranking.chain
+    click.echo(f"distillation chain (sharpest first): {' -> '.join(chain.order)} [{chain.source}: {chain.reason}]")
     for warning in ranking.warnings:
         click.echo(f"warning: {warning}", err=True)
     for path in result.written:

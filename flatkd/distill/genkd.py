@@ -41,6 +41,7 @@ these pieces is in :mod:`flatkd.distill.genkd_train`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -51,17 +52,30 @@ from flatkd.errors import ConfigError
 
 @dataclass(frozen=True)
 class GenKDConfig:
-    """Loss weights; the defaults are the paper's recognition setting (``ad_weight`` is beta)."""
+    """Loss weights; the defaults are the paper's recognition setting (``ad_weight`` is beta).
+
+    ``ramp_fraction``: the share of the stage's epochs over which the network stage's
+    reconstruction weight rises from 0 to ``recon_weight``
+    (:func:`flatkd.distill.genkd_train.recon_ramp`). The release ramps over 20 of its 200 epochs
+    (``recognition/train_Top_I3D_KD.py``, ``configs/stu_thumos14.yaml``): 0.1.
+    """
+
+    #: keys of earlier versions and what replaced them (named by the error a recorded one gives)
+    REPLACED_KEYS: ClassVar[dict[str, str]] = {
+        "ramp_epochs": "ramp_fraction (a share 0..1 of the stage's epochs, not a count; the release's 20 of 200 is 0.1)"
+    }
 
     kl_weight: float = 0.1
     gd_weight: float = 0.01
     ad_weight: float = 0.1
     recon_weight: float = 0.5
-    ramp_epochs: int = 20
+    ramp_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        if min(self.kl_weight, self.gd_weight, self.ad_weight, self.recon_weight, self.ramp_epochs) < 0:
-            raise ConfigError(f"genkd: loss weights and ramp_epochs must be >= 0, got {self}")
+        if min(self.kl_weight, self.gd_weight, self.ad_weight, self.recon_weight) < 0:
+            raise ConfigError(f"genkd: loss weights must be >= 0, got {self}")
+        if not 0 <= self.ramp_fraction <= 1:
+            raise ConfigError(f"genkd: ramp_fraction is a share of the epochs in [0, 1], got {self.ramp_fraction}")
 
 
 def _hidden(channels: int, hidden: int | None) -> int:

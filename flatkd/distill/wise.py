@@ -35,6 +35,34 @@ exit, so stopping at step ``k`` costs
 backbone up to ``d_m(k)`` once, plus every visited head); the increment of a step is the marginal
 cost of its exit. A sweep over ``tau`` traces accuracy against mean MACs per clip.
 
+Thresholds: softmax confidences of fitted cascades sit very close to 1 (on the first demo no clip
+passed ``tau = 0.999999`` before the last step), so a fixed grid of "round" thresholds leaves the
+curve a single point. The sweep is chosen from the data instead (:func:`tau_grid`): ``0`` (every
+clip answers at the first step), ``1`` (no clip exits early: a softmax never exceeds 1), and the
+``q``-quantiles of the observed confidences ``max softmax(z_k)`` of every step but the last on the
+VALIDATION split, for ``q`` evenly spaced in [0, 1]; the largest is the largest confidence seen,
+at which no validation clip exits early either. Each threshold between two observed confidences
+gives a different exit pattern.
+
+Controls (:func:`control_points`): what WISE must beat is not one exit but the ensembles it is
+built from, each a fixed weighted sum of exit logits, one accuracy-vs-MACs point each:
+
+- ``best-exit``: the most accurate single exit of the cascade on the evaluation split (chosen on
+  that split, which favours the control);
+- late fusion of the networks' final heads, ``z = sum_m v_m l_m^final``, as CoViAR fuses its three
+  networks (Wu et al., "Compressed Video Action Recognition", CVPR 2018; github.com/chaoyuaw/
+  pytorch-coviar ``combine.py`` sums the raw, segment-averaged scores with ``--wi 2 --wm 1 --wr 1``):
+  ``fusion-equal`` (``v_m = 1/M``), ``fusion-coviar`` (I-frame 2, MV 1, residual 1) and
+  ``fusion-fitted`` (:func:`fit_fusion_weights`: the point of the simplex grid
+  ``{v : v_m = c_m / r, sum c_m = r}`` plus equal weights with the highest validation accuracy,
+  ties broken by the lower validation cross-entropy; ``r = fusion_resolution``);
+- ``uniform-sum``: every exit of every network with weight 1.
+
+Each costs the MACs of evaluating its exits together (:func:`step_costs` of its exits, last step).
+WISE at its operating point ``tau`` is compared with each on the same evaluation clips by the
+paired bootstrap interval of the accuracy difference and McNemar's exact test
+(:func:`flatkd.stats.compare_paired`), difference = WISE - control.
+
 Differences from the release: no division of ``z_k`` by ``k`` (the fitted weights already set the
 scale that the confidence threshold sees), one ``alpha`` for all steps (the release uses 0 for the
 first steps and 0.1 later), and the last step weights all exits (the release's last step fuses
@@ -55,15 +83,28 @@ import torch.nn.functional as F
 from flatkd.errors import ConfigError, InputFileError
 from flatkd.fileio import read_json, write_json
 from flatkd.progress import ProgressFactory, no_progress
+from flatkd.stats import Interval, PairedComparison, compare_paired
 
 #: Modality order of the release's cascade.
 RELEASE_MODALITY_ORDER = ("residual", "mv", "iframe")
+#: CoViAR's late-fusion weights of the final heads (pytorch-coviar ``combine.py`` defaults).
+COVIAR_WEIGHTS = {"iframe": 2.0, "mv": 1.0, "residual": 1.0}
+#: How tables and figures name the controls of :func:`control_points`.
+CONTROL_LABELS = {
+    "best-exit": "best single exit",
+    "fusion-equal": "late fusion, equal",
+    "fusion-coviar": "late fusion, CoViAR 2:1:1",
+    "fusion-fitted": "late fusion, fitted on val",
+    "uniform-sum": "uniform sum of all exits",
+}
 
 
 @dataclass(frozen=True)
 class WiseConfig:
     """WISE settings. ``order``: exit names in cascade order (empty: the release order over the
-    exits present); ``tau``: the threshold reported as the operating point; ``taus``: the sweep."""
+    exits present); ``tau``: the threshold reported as the operating point; ``tau_points``: how
+    many validation-confidence quantiles the sweep uses (:func:`tau_grid`); ``taus``: thresholds
+    added to that sweep; ``fusion_resolution``: the simplex grid of the fitted late fusion."""
 
     order: tuple[str, ...] = ()
     alpha: float = 0.01
@@ -72,12 +113,17 @@ class WiseConfig:
     scaling: bool = True
     lateral: bool = True
     tau: float = 0.999999
-    taus: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999, 0.99999, 0.999999, 1.0)
+    tau_points: int = 24
+    taus: tuple[float, ...] = ()
+    fusion_resolution: int = 12
 
     def __post_init__(self) -> None:
         if self.alpha < 0 or self.lr <= 0 or self.iterations < 1:
             got = f"alpha={self.alpha}, lr={self.lr}, iterations={self.iterations}"
             raise ConfigError(f"wise: need alpha >= 0, lr > 0 and iterations >= 1, got {got}")
+        if self.tau_points < 2 or self.fusion_resolution < 1:
+            got = f"tau_points={self.tau_points}, fusion_resolution={self.fusion_resolution}"
+            raise ConfigError(f"wise: need tau_points >= 2 and fusion_resolution >= 1, got {got}")
         if not all(0.0 <= t <= 1.0 for t in (self.tau, *self.taus)):
             raise ConfigError("wise: thresholds tau and taus must lie in [0, 1]")
 
@@ -196,12 +242,23 @@ class ExitPoint:
     exit_fractions: tuple[float, ...]
 
 
-def early_exit(z: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor, tau: float) -> ExitPoint:
-    """Stop each clip at the first step whose max softmax of ``z`` [N, S, K] exceeds ``tau``."""
-    confident = F.softmax(z.double(), dim=-1).amax(dim=-1) > tau
+def confidences(z: torch.Tensor) -> torch.Tensor:
+    """``max softmax(z_k)`` of every clip and step: [N, S] float64 from ``z`` [N, S, K]."""
+    return F.softmax(z.double(), dim=-1).amax(dim=-1)
+
+
+def exit_decisions(z: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The step each clip stops at (the first with confidence > ``tau``; the last always answers)
+    and its prediction there: two [N] integer tensors."""
+    confident = confidences(z) > tau
     confident[:, -1] = True
     step = confident.int().argmax(dim=1)
-    prediction = z[torch.arange(z.shape[0]), step].argmax(dim=-1)
+    return step, z[torch.arange(z.shape[0]), step].argmax(dim=-1)
+
+
+def early_exit(z: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor, tau: float) -> ExitPoint:
+    """Stop each clip at the first step whose max softmax of ``z`` [N, S, K] exceeds ``tau``."""
+    step, prediction = exit_decisions(z, tau)
     fractions = torch.bincount(step, minlength=z.shape[1]).double() / z.shape[0]
     return ExitPoint(
         tau=float(tau),
@@ -211,12 +268,94 @@ def early_exit(z: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor, tau: 
     )
 
 
+def tau_grid(z: torch.Tensor, points: int, extra: Sequence[float] = ()) -> tuple[float, ...]:
+    """Thresholds of the sweep from the confidences of ``z`` [N, S, K] (validation logits of the
+    fitted cascade): 0, 1, ``extra`` and the ``q``-quantiles (``q = 0, 1/(points-1), ..., 1``,
+    observed values, no interpolation) of ``max softmax(z_k)`` over clips and every step but the
+    last. 0 stops every clip at the first step; 1 and the largest quantile stop none early."""
+    early = confidences(z)[:, :-1].flatten()
+    observed = torch.quantile(early, torch.linspace(0, 1, points, dtype=torch.float64), interpolation="lower")
+    return tuple(sorted({0.0, 1.0, *map(float, extra), *(observed.tolist() if early.numel() else ())}))
+
+
+def fixed_ensemble(stacked: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
+    """``z = sum_j weights[j] * stacked[:, j]``: [N, K] from ``stacked`` [N, S, K]."""
+    return torch.einsum("j,njc->nc", torch.as_tensor(weights, dtype=torch.float64), stacked.double())
+
+
+def _compositions(parts: int, total: int) -> list[tuple[int, ...]]:
+    """Every tuple of ``parts`` non-negative integers summing to ``total``."""
+    if parts == 1:
+        return [(total,)]
+    return [(first, *rest) for first in range(total + 1) for rest in _compositions(parts - 1, total - first)]
+
+
+def simplex_grid(parts: int, resolution: int) -> torch.Tensor:
+    """Every ``v`` with ``v_m = c_m / resolution``, integers ``c_m >= 0`` summing to ``resolution``:
+    [C(resolution + parts - 1, parts - 1), parts] float64."""
+    return torch.tensor(_compositions(parts, resolution), dtype=torch.float64) / resolution
+
+
+def fit_fusion_weights(stacked: torch.Tensor, labels: torch.Tensor, resolution: int = 12) -> tuple[float, ...]:
+    """Late-fusion weights on the simplex for the heads of ``stacked`` [N, M, K]: the candidate
+    (the :func:`simplex_grid` at ``resolution`` and the equal weights ``1/M``) with the highest
+    accuracy of ``sum_m v_m l_m`` on ``labels``, ties broken by the lower mean cross-entropy, then
+    by grid order. The equal weights are a candidate, so the fit is never worse than them on the
+    data it is fitted on."""
+    heads = stacked.shape[1]
+    candidates = torch.cat([torch.full((1, heads), 1.0 / heads, dtype=torch.float64), simplex_grid(heads, resolution)])
+    fused = torch.einsum("gm,nmc->gnc", candidates, stacked.double())
+    accuracy = (fused.argmax(dim=-1) == labels).double().mean(dim=1)
+    loss = F.cross_entropy(fused.transpose(1, 2), labels.expand(len(candidates), -1), reduction="none").mean(dim=1)
+    best = min(range(len(candidates)), key=lambda g: (-accuracy[g].item(), loss[g].item(), g))
+    return tuple(candidates[best].tolist())
+
+
+def most_accurate(accuracy: Sequence[float], macs: Sequence[float]) -> int:
+    """Index of the highest accuracy, the lower MACs on a tie."""
+    return max(range(len(accuracy)), key=lambda k: (accuracy[k], -macs[k]))
+
+
+@dataclass(frozen=True)
+class ControlPoint:
+    """A fixed ensemble WISE is compared with (module docstring): its exits and weights,
+    accuracy and MACs per clip on the evaluation split, and ``versus_wise``: WISE at its
+    operating point (a) against this control (b) on the same clips."""
+
+    name: str
+    exits: tuple[str, ...]
+    weights: tuple[float, ...]
+    accuracy: float
+    macs: float
+    versus_wise: PairedComparison
+
+    @property
+    def label(self) -> str:
+        """The name tables and figures show (:data:`CONTROL_LABELS`)."""
+        return CONTROL_LABELS.get(self.name, self.name)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ControlPoint:
+        """Rebuild from ``dataclasses.asdict`` output."""
+        paired = dict(obj["versus_wise"])
+        paired["difference"] = Interval(**{k: float(v) for k, v in paired["difference"].items()})
+        return cls(
+            name=str(obj["name"]),
+            exits=tuple(str(e) for e in obj["exits"]),
+            weights=tuple(float(w) for w in obj["weights"]),
+            accuracy=float(obj["accuracy"]),
+            macs=float(obj["macs"]),
+            versus_wise=PairedComparison(**paired),
+        )
+
+
 @dataclass(frozen=True)
 class WiseResult:
     """One WISE variant of ``wise.json``: the cascade, its weights (row ``k``: weights of exits
-    ``0..k``), the operating point at ``tau``, the sweep, and per-step/per-exit references on
-    the evaluation split (accuracy of every ``z_k`` without early exit, of every exit alone, and
-    their costs)."""
+    ``0..k``), the operating point at ``tau``, the sweep, per-step/per-exit references on the
+    evaluation split (accuracy of every ``z_k`` without early exit, of every exit alone, and
+    their costs) and the controls with their paired comparisons (none in files written before
+    the controls existed)."""
 
     order: tuple[str, ...]
     weights: tuple[tuple[float, ...], ...]
@@ -230,10 +369,11 @@ class WiseResult:
     step_macs: tuple[float, ...]
     exit_accuracy: tuple[float, ...]
     exit_macs: tuple[float, ...]
+    controls: tuple[ControlPoint, ...] = ()
 
     def best_exit(self) -> int:
         """Cascade position of the most accurate single exit (the cheaper one on a tie)."""
-        return max(range(len(self.order)), key=lambda k: (self.exit_accuracy[k], -self.exit_macs[k]))
+        return most_accurate(self.exit_accuracy, self.exit_macs)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary."""
@@ -250,6 +390,7 @@ class WiseResult:
             fields["curve"] = tuple(_exit_point(p) for p in fields["curve"])
             for key in ("step_accuracy", "step_macs", "exit_accuracy", "exit_macs"):
                 fields[key] = tuple(float(v) for v in fields[key])
+            fields["controls"] = tuple(ControlPoint.from_json(c) for c in fields.get("controls", ()))
             result = cls(**fields)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{type(exc).__name__}: {exc}") from None
@@ -269,6 +410,60 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=-1) == labels).double().mean().item()
 
 
+def final_exits(logits: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
+    """The last exit (the network's own head) of every network, e.g. ``("iframe:3", "mv:3")``."""
+    return tuple(f"{m}:{t.shape[1] - 1}" for m, t in logits.items())
+
+
+def all_exits(logits: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
+    """Every exit of every network, network by network, earliest first."""
+    return tuple(f"{m}:{i}" for m, t in logits.items() for i in range(t.shape[1]))
+
+
+def control_ensembles(
+    fit_logits: Mapping[str, torch.Tensor], fit_labels: torch.Tensor, best_exit: str, resolution: int
+) -> dict[str, tuple[tuple[str, ...], tuple[float, ...]]]:
+    """The controls of the module docstring as ``name -> (exits, weights)``; ``fusion-fitted``
+    is fitted on ``fit_*`` (:func:`fit_fusion_weights`)."""
+    finals = final_exits(fit_logits)
+    coviar = tuple(COVIAR_WEIGHTS.get(parse_exit(e)[0], 1.0) for e in finals)
+    fitted = fit_fusion_weights(stack_exits(fit_logits, finals), fit_labels, resolution)
+    everything = all_exits(fit_logits)
+    return {
+        "best-exit": ((best_exit,), (1.0,)),
+        "fusion-equal": (finals, (1.0 / len(finals),) * len(finals)),
+        "fusion-coviar": (finals, coviar),
+        "fusion-fitted": (finals, fitted),
+        "uniform-sum": (everything, (1.0,) * len(everything)),
+    }
+
+
+def control_points(
+    ensembles: Mapping[str, tuple[tuple[str, ...], tuple[float, ...]]],
+    eval_logits: Mapping[str, torch.Tensor],
+    eval_labels: torch.Tensor,
+    wise_correct: torch.Tensor,
+    exit_macs: Mapping[str, Sequence[float]],
+    head_macs: Mapping[str, Sequence[float]],
+) -> tuple[ControlPoint, ...]:
+    """Score every ensemble (``name -> (exits, weights)``) on the evaluation split and compare
+    WISE's per-clip correctness ``wise_correct`` [N] with it (:func:`flatkd.stats.compare_paired`)."""
+    points = []
+    for name, (exits, weights) in ensembles.items():
+        correct = fixed_ensemble(stack_exits(eval_logits, exits), weights).argmax(dim=-1) == eval_labels
+        points.append(
+            ControlPoint(
+                name=name,
+                exits=tuple(exits),
+                weights=tuple(weights),
+                accuracy=correct.double().mean().item(),
+                macs=step_costs(exits, exit_macs, head_macs)[-1].item(),
+                versus_wise=compare_paired(wise_correct.numpy(), correct.numpy()),
+            )
+        )
+    return tuple(points)
+
+
 def run_wise(
     fit_logits: Mapping[str, torch.Tensor],
     fit_labels: torch.Tensor,
@@ -280,7 +475,9 @@ def run_wise(
     progress: ProgressFactory = no_progress,
 ) -> WiseResult:
     """Fit WISE on ``fit_*`` (the validation split) and evaluate it on ``eval_*`` (the test
-    split). Logits per modality are [N, E, K]; labels [N]; MACs as in :func:`step_costs`."""
+    split), beside its controls (:func:`control_ensembles`, fitted on ``fit_*``). Logits per
+    modality are [N, E, K]; labels [N]; MACs as in :func:`step_costs`. The tau sweep comes from
+    the validation confidences (:func:`tau_grid`)."""
     order = config.order or release_order({m: t.shape[1] for m, t in fit_logits.items()})
     fit_stack = stack_exits(fit_logits, order)
     eval_stack = stack_exits(eval_logits, order)
@@ -299,6 +496,11 @@ def run_wise(
     z = cascade_logits(eval_stack, weights)
     costs = step_costs(order, exit_macs, head_macs)
     standalone = [float(exit_macs[m][i]) for m, i in map(parse_exit, order)]
+    exit_accuracy = [_accuracy(eval_stack[:, k], eval_labels) for k in range(len(order))]
+    best = most_accurate(exit_accuracy, standalone)
+    taus = tau_grid(cascade_logits(fit_stack, weights), config.tau_points, config.taus)
+    ensembles = control_ensembles(fit_logits, fit_labels, order[best], config.fusion_resolution)
+    wise_correct = exit_decisions(z, config.tau)[1] == eval_labels
     return WiseResult(
         order=tuple(order),
         weights=tuple(tuple(weights[k, : k + 1].tolist()) for k in range(len(order))),
@@ -307,11 +509,12 @@ def run_wise(
         alpha=config.alpha,
         tau=config.tau,
         at_tau=early_exit(z, eval_labels, costs, config.tau),
-        curve=tuple(early_exit(z, eval_labels, costs, t) for t in config.taus),
+        curve=tuple(early_exit(z, eval_labels, costs, t) for t in taus),
         step_accuracy=tuple(_accuracy(z[:, k], eval_labels) for k in range(len(order))),
         step_macs=tuple(costs.tolist()),
-        exit_accuracy=tuple(_accuracy(eval_stack[:, k], eval_labels) for k in range(len(order))),
+        exit_accuracy=tuple(exit_accuracy),
         exit_macs=tuple(standalone),
+        controls=control_points(ensembles, eval_logits, eval_labels, wise_correct, exit_macs, head_macs),
     )
 
 

@@ -13,6 +13,8 @@ The two entry points mirror PyHessian's directness::
     surface = Surface(model, criterion, [(x, y)])
     surface.line(), surface.plane(), surface.interpolation(other_checkpoint)
 
+    hessian.spectrum(adaptive=True)                    # the same for |θ| H |θ| (invariant)
+
     measure_network(...) / rank_modalities(records)   # all metrics of a network; the ranking
 
 Every estimate carries its uncertainty and the Hessian-vector products it cost. The estimators
@@ -30,6 +32,8 @@ filter-normalised directions and sharpness summaries.
 from flatkd.landscape.dense import dense_hessian
 from flatkd.landscape.errors import LandscapeInputError
 from flatkd.landscape.estimators import (
+    ScaledOperator,
+    adaptive_operator,
     hutchinson_trace,
     hutchpp_trace,
     lanczos_eigenvalues,
@@ -43,12 +47,21 @@ from flatkd.landscape.hvp import HessianOperator
 from flatkd.landscape.linop import DenseOperator, LinearOperator
 from flatkd.landscape.measure import FlatnessSettings, Measurement, load_density, measure_network
 from flatkd.landscape.objective import Objective
-from flatkd.landscape.ranking import FlatnessRecord, Ranking, flatness_table, rank_modalities
+from flatkd.landscape.ranking import (
+    FlatnessRecord,
+    MetricSummary,
+    Ranking,
+    convergence_problems,
+    flatness_table,
+    rank_modalities,
+    summary_table,
+)
 from flatkd.landscape.results import DensityCurve, DensityEstimate, EigenEstimate, SpectrumEstimate, TraceEstimate
 from flatkd.landscape.surfaces import (
     EpsilonSharpness,
     LossSurface,
     Surface,
+    adaptive_rho_sharpness,
     epsilon_sharpness,
     load_surface,
     mean_loss_increase,
@@ -69,12 +82,17 @@ __all__ = [
     "LinearOperator",
     "LossSurface",
     "Measurement",
+    "MetricSummary",
     "Objective",
     "Ranking",
+    "ScaledOperator",
     "SelectExit",
     "SpectrumEstimate",
     "Surface",
     "TraceEstimate",
+    "adaptive_operator",
+    "adaptive_rho_sharpness",
+    "convergence_problems",
     "dense_hessian",
     "epsilon_sharpness",
     "flatness_table",
@@ -90,4 +108,5 @@ __all__ = [
     "save_surface",
     "shared_spectrum",
     "slq_density",
+    "summary_table",
 ]

@@ -9,10 +9,15 @@ residual, then I-frame: ``["mv", "residual", "iframe"]``). As JSON (``chain.json
       "metric": "trace",                          optional: the flatness metric that ordered it
       "scores": {"mv": 812.0, "residual": 455.1,  optional: that metric per modality (larger is
                  "iframe": 120.3},                          sharper); must cover the chain
-      "warnings": ["..."]                         optional: how firmly the data supports the order
+      "warnings": ["..."],                        optional: how firmly the data supports the order
+      "measured_chain": ["residual", "mv", ...],  optional: the ranking's own order, sharpest first
+      "source": "paper",                          optional: "measured" (the ranking resolved every
+                                                  pair), "paper" (it did not: :data:`PAPER_CHAIN`)
+                                                  or "given" (written by hand; the default)
+      "reason": "..."                             optional: why ``chain`` is what it is
     }
 
-Other keys are ignored. :meth:`Chain.to_json` and :func:`chain_from_json` are inverses.
+``chain`` is the teacher order PKD uses. Other keys are ignored. :meth:`Chain.to_json` and :func:`chain_from_json` are inverses.
 """
 
 from __future__ import annotations
@@ -23,16 +28,23 @@ from typing import Any
 
 from flatkd.modalities import MODALITIES
 
+#: PKD's teacher order in the paper (MV sharpest, then residual, then I-frame / the own head)
+PAPER_CHAIN = ("mv", "residual", "iframe")
+SOURCES = ("measured", "paper", "given")
+
 
 @dataclass(frozen=True)
 class Chain:
-    """Teacher order from the sharpest network to the flattest, the metric and scores behind
-    it and the ranking's warnings."""
+    """PKD's teacher order (sharpest first), the metric and scores behind it, the ranking's
+    warnings, the ranking's own ``measured`` order and where ``order`` came from and why."""
 
     order: tuple[str, ...]
     metric: str | None = None
     scores: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    measured: tuple[str, ...] = ()
+    source: str = "given"
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if not self.order:
@@ -45,6 +57,10 @@ class Chain:
         missing = [m for m in self.order if self.scores and m not in self.scores]
         if missing:
             raise ValueError(f"'scores' lack {', '.join(missing)}")
+        if self.source not in SOURCES:
+            raise ValueError(f"'source' must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.measured and sorted(self.measured) != sorted(self.order):
+            raise ValueError("'measured_chain' must name the same modalities as 'chain'")
 
     @property
     def flattest_first(self) -> tuple[str, ...]:
@@ -59,6 +75,11 @@ class Chain:
             obj["scores"] = dict(self.scores)
         obj["flattest_first"] = list(self.flattest_first)
         obj["warnings"] = list(self.warnings)
+        if self.measured:
+            obj["measured_chain"] = list(self.measured)
+        obj["source"] = self.source
+        if self.reason:
+            obj["reason"] = self.reason
         return obj
 
 
@@ -79,4 +100,13 @@ def chain_from_json(obj: Any) -> Chain:
     warnings = obj.get("warnings", [])
     if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
         raise ValueError("'warnings' must be a list of strings")
-    return Chain(tuple(obj["chain"]), metric, {str(k): float(v) for k, v in scores.items()}, tuple(warnings))
+    measured = obj.get("measured_chain", [])
+    if not isinstance(measured, list):
+        raise ValueError("'measured_chain' must be a list of modality names, sharpest first")
+    source, reason = obj.get("source", "given"), obj.get("reason", "")
+    if not isinstance(source, str) or not isinstance(reason, str):
+        raise ValueError("'source' and 'reason' must be strings")
+    return Chain(
+        tuple(obj["chain"]), metric, {str(k): float(v) for k, v in scores.items()}, tuple(warnings),
+        measured=tuple(measured), source=source, reason=reason,
+    )  # fmt: skip

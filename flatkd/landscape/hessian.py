@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from flatkd.landscape.errors import LandscapeInputError
+from flatkd.landscape.estimators.adaptive import adaptive_operator
 from flatkd.landscape.estimators.hutchinson import hutchinson_trace
 from flatkd.landscape.estimators.hutchpp import hutchpp_trace
 from flatkd.landscape.estimators.lanczos_eigenvalues import lanczos_eigenvalues
@@ -103,7 +104,7 @@ class Hessian:
         """The ``top_k`` largest eigenvalues.
 
         ``method="lanczos"`` (default; largest algebraic, ``tol`` default 1e-6 on the relative
-        error estimate) or ``"power"`` (PyHessian's power iteration: largest magnitude, ``tol``
+        residual bound) or ``"power"`` (PyHessian's power iteration: largest magnitude, ``tol``
         default 1e-3 on the relative change). ``max_steps`` caps products (per eigenvalue for
         power iteration). The pyhessian backend always uses power iteration.
         """
@@ -160,20 +161,25 @@ class Hessian:
         steps: int = 16,
         probes: int = 5,
         seed: int = 0,
+        adaptive: bool = False,
         progress: ProgressFactory = no_progress,
     ) -> SpectrumEstimate:
         """Top eigenvalues, trace and density from shared products (:mod:`.estimators.spectrum`).
 
         With the pyhessian backend: its three separate calls (power iteration; Hutchinson with
         ``runs * steps + probes`` probes; SLQ with ``runs`` runs of ``steps``), sharing nothing.
+        ``adaptive`` measures the adaptive Hessian :math:`|\\theta| H |\\theta|` instead
+        (:mod:`.estimators.adaptive`; reparametrisation-invariant), always with flatkd's shared
+        estimator (PyHessian has no adaptive variant).
         """
-        if self.backend == "pyhessian":
+        if self.backend == "pyhessian" and not adaptive:
             eigen = self._pyhessian.eigenvalues(top_k, seed=seed)
             trace = self._pyhessian.trace(runs * steps + probes, seed=seed)
             density = self._pyhessian.density(runs, steps, seed=seed)
             return SpectrumEstimate(eigen, trace, density, eigen.hvps + trace.hvps + density.hvps)
+        operator = adaptive_operator(self.operator, self.objective.theta) if adaptive else self.operator
         return shared_spectrum(
-            self.operator, top_k=top_k, tol=tol, runs=runs, steps=steps, probes=probes, seed=seed, progress=progress
+            operator, top_k=top_k, tol=tol, runs=runs, steps=steps, probes=probes, seed=seed, progress=progress
         )
 
 

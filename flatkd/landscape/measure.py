@@ -1,8 +1,11 @@
 """All flatness metrics of one network exit, resumable from a folder of partial results.
 
 :func:`measure_network` computes, on one fixed data subset: the shared spectrum (top eigenvalue,
-trace, density; :mod:`.estimators.spectrum`), a 1-D line and a 2-D plane (:mod:`.surfaces.surface`), the mean loss
-increase within ``rho`` on the plane and epsilon-sharpness (:mod:`.surfaces.sharpness`). With a ``store``
+trace, density; :mod:`.estimators.spectrum`) of the Hessian and of the adaptive Hessian
+:math:`|\\theta| H |\\theta|` (:mod:`.estimators.adaptive`), how far the gradient is from a minimum
+(:func:`quadratic_decrease`), Keskar's and the adaptive epsilon- and rho-sharpness
+(:mod:`.surfaces.sharpness`) and, on the first subset only (``subset == 0``), a 1-D line and a 2-D
+plane (:mod:`.surfaces.surface`) with the mean loss increase within ``rho`` on the plane. With a ``store``
 folder every finished piece is written there atomically (``result.json``, ``density.safetensors``,
 ``line.safetensors``, ``plane.safetensors``, the plane also while it is being evaluated), and a
 later call with the same settings and the same ``fingerprint`` (e.g. a hash of the checkpoint)
@@ -12,11 +15,13 @@ picks up where the last one stopped instead of starting over.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from safetensors import safe_open
 from torch import nn
 
@@ -26,7 +31,8 @@ from flatkd.landscape.objective import Objective
 from flatkd.landscape.ranking import FlatnessRecord
 from flatkd.landscape.results import DensityEstimate
 from flatkd.landscape.surfaces.loss_surface import LossSurface, load_surface, save_surface
-from flatkd.landscape.surfaces.sharpness import mean_loss_increase
+from flatkd.landscape.linop import LinearOperator
+from flatkd.landscape.surfaces.sharpness import adaptive_rho_sharpness, epsilon_sharpness, mean_loss_increase
 from flatkd.landscape.surfaces.surface import Surface
 from flatkd.progress import ProgressFactory, no_progress
 
@@ -36,32 +42,38 @@ class FlatnessSettings:
     """How flatness is measured (the ``landscape`` section of a run's config).
 
     Attributes:
-        samples, batch_size, seed: the fixed subset: ``samples`` training clips drawn with
+        samples, batch_size, seed: each fixed subset: ``samples`` training clips drawn with
             ``seed``, evaluated with centred (deterministic) sampling in batches of ``batch_size``.
+        subsets: disjoint subsets of ``samples`` clips each network is measured on; their spread
+            is the interval of every metric (with one training run; see :mod:`.ranking`).
         backend: ``"flatkd"`` (shared spectrum) or ``"pyhessian"`` (its three calls).
         runs, steps, probes: the shared spectrum's SLQ runs, steps per run and extra trace probes.
-        tol: relative error target of the top eigenvalue (Lanczos stopping rule).
+        tol: relative target of the top eigenvalue's Lanczos residual bound (stopping rule; float32
+            products cannot go below ~1.2e-6).
         surfaces: compute the line, the plane and epsilon-sharpness.
         line_steps, plane_steps, radius: surface grids (odd steps) over [-radius, radius].
         rho: radius of the mean loss increase, in filter-normalised units.
-        epsilon, sharpness_steps: Keskar et al.'s box size and the ascent steps (one gradient each).
+        epsilon, sharpness_steps: the box size of Keskar's and the adaptive epsilon-sharpness, and
+            the ascent steps (one gradient each) of every sharpness.
+        asam_rho: radius of the adaptive rho-sharpness (ASAM's 0.5 for CIFAR-10 by default).
 
-    Cost, in forward passes over the subset (F; on ``cpu-tiny`` at 112 px one HVP is ~10 F and
-    one gradient ~5 F, see ``benchmarks/landscape.py``): ``steps_1 + (runs - 1) * steps + probes``
-    HVPs (run 1 goes past ``steps`` until the top eigenvalue meets ``tol``),
-    ``line_steps + plane_steps**2`` forwards and ``sharpness_steps`` gradients; F grows with
-    ``samples``. The defaults (53 HVPs, 142 surface points, 10 gradients) take ~1 min per
-    ``cpu-tiny`` network on 2 idle cores, :meth:`quick` ~15 s.
+    Cost per subset, in forward passes over it (F; on ``cpu-tiny`` at 112 px one HVP is ~10 F
+    and one gradient ~5 F, see ``benchmarks/landscape.py``): twice (raw and adaptive)
+    ``steps_1 + (runs - 1) * steps + probes`` HVPs (run 1 goes past ``steps`` until the top
+    eigenvalue meets ``tol``), one gradient and one HVP for the convergence check,
+    ``3 * sharpness_steps`` gradients, and on the first subset ``line_steps + plane_steps**2``
+    forwards; F grows with ``samples``, everything but the surfaces with ``subsets``.
     """
 
     samples: int = 32
     batch_size: int = 32
     seed: int = 0
+    subsets: int = 3
     backend: Literal["flatkd", "pyhessian"] = "flatkd"
     runs: int = 3
     steps: int = 16
     probes: int = 5
-    tol: float = 1e-6
+    tol: float = 1e-5
     surfaces: bool = True
     line_steps: int = 21
     plane_steps: int = 11
@@ -69,6 +81,7 @@ class FlatnessSettings:
     rho: float = 0.5
     epsilon: float = 1e-3
     sharpness_steps: int = 10
+    asam_rho: float = 0.5
 
     @classmethod
     def quick(cls, **changes: Any) -> FlatnessSettings:
@@ -80,7 +93,7 @@ class FlatnessSettings:
         (each run of ``steps`` HVPs yields one trace sample; a probe costs one HVP), so the
         budget goes to one Lanczos run (top eigenvalue, deflation basis and the density, without
         an error band) plus 12 probes; 16 clips instead of 32 moved the trace by less than its
-        standard error on all three networks; Lanczos meets ``tol=1e-6`` within 6-11 steps there.
+        standard error on all three networks; Lanczos meets ``tol`` within 12-16 steps there.
         The surfaces are coarser (11-point line, 7 x 7 plane: 9 points within ``rho``) and
         epsilon-sharpness takes 5 ascent steps (a lower bound, like 10).
         """
@@ -107,12 +120,16 @@ def measure_network(
     *,
     modality: str,
     exit: int,  # noqa: A002
+    subset: int = 0,
     store: Path | None = None,
     fingerprint: str = "",
     progress: ProgressFactory = no_progress,
 ) -> Measurement:
-    """Every metric of ``model`` (one exit, e.g. :class:`SelectExit`) on ``data``, resumable."""
-    identity = {"settings": asdict(settings), "modality": modality, "exit": exit, "fingerprint": fingerprint}
+    """Every metric of ``model`` (one exit, e.g. :class:`SelectExit`) on ``data``, the ``subset``-th
+    subset of its clips (module docstring), resumable."""
+    identity = {
+        "settings": asdict(settings), "modality": modality, "exit": exit, "subset": subset, "fingerprint": fingerprint,
+    }  # fmt: skip
     finished = _load_finished(store, identity)
     if finished is not None:
         return finished
@@ -122,19 +139,25 @@ def measure_network(
     if store is not None:
         write_json(store / "identity.json", identity)
     objective = Objective(model, criterion, data)
-    spectrum = Hessian.of(objective, backend=settings.backend).spectrum(
-        tol=settings.tol, runs=settings.runs, steps=settings.steps, probes=settings.probes, seed=settings.seed,
-        progress=progress,
-    )  # the Hessian (and its cached double-backward graph) is released here, before the surfaces
-    surface = Surface.of(objective)
+    hessian = Hessian.of(objective, backend=settings.backend)
+    budget = {"tol": settings.tol, "runs": settings.runs, "steps": settings.steps, "probes": settings.probes}
+    spectrum = hessian.spectrum(**budget, seed=settings.seed, progress=progress)
+    adaptive = hessian.spectrum(**budget, seed=settings.seed, adaptive=True, progress=progress)
+    gradient_norm, decrease = quadratic_decrease(objective, hessian.operator)
+    del hessian  # releases the cached double-backward graph before the surfaces
     line = plane = None
-    increase = sharpness = None
+    increase = keskar = adaptive_box = adaptive_ball = None
     if settings.surfaces:
+        ascent = {"steps": settings.sharpness_steps, "progress": progress}
+        keskar = epsilon_sharpness(objective, settings.epsilon, **ascent).value
+        adaptive_box = epsilon_sharpness(objective, settings.epsilon, adaptive=True, **ascent).value
+        adaptive_ball = adaptive_rho_sharpness(objective, settings.asam_rho, **ascent).value
+    if settings.surfaces and subset == 0:
+        surface = Surface.of(objective)
         grid = {"radius": settings.radius, "seed": settings.seed, "progress": progress}
         line = _resumable(store, "line", functools.partial(surface.line, steps=settings.line_steps, **grid))
         plane = _resumable(store, "plane", functools.partial(surface.plane, steps=settings.plane_steps, **grid))
         increase = mean_loss_increase(plane, settings.rho)
-        sharpness = surface.epsilon_sharpness(settings.epsilon, steps=settings.sharpness_steps, progress=progress).value
     centre = objective.centre
     record = FlatnessRecord(
         modality=modality,
@@ -143,17 +166,58 @@ def measure_network(
         loss=centre.loss,
         accuracy=centre.accuracy,
         top_eigenvalue=spectrum.eigen.values[0],
-        top_eigenvalue_error=spectrum.eigen.errors[0],
+        top_eigenvalue_bound=spectrum.eigen.errors[0],
         trace=spectrum.trace.value,
         trace_stderr=spectrum.trace.stderr,
+        adaptive_top_eigenvalue=adaptive.eigen.values[0],
+        adaptive_trace=adaptive.trace.value,
+        adaptive_trace_stderr=adaptive.trace.stderr,
         mean_loss_increase=increase,
-        epsilon_sharpness=sharpness,
-        hvps=spectrum.hvps,
+        epsilon_sharpness=keskar,
+        adaptive_epsilon_sharpness=adaptive_box,
+        adaptive_rho_sharpness=adaptive_ball,
+        classes=_classes(objective),
+        gradient_norm=gradient_norm,
+        quadratic_decrease=decrease,
+        hvps=spectrum.hvps + adaptive.hvps + 1,
+        clips=sum(int(batch.targets.shape[0]) for batch in objective.batches),
+        subset=subset,
     )
     if store is not None:
         _save_density(store / "density.safetensors", spectrum.density)
-        write_json(store / "result.json", {**identity, "record": asdict(record), "spectrum": spectrum.summary()})
+        summary = {"spectrum": spectrum.summary(), "adaptive_spectrum": adaptive.summary()}
+        write_json(store / "result.json", {**identity, "record": asdict(record), **summary})
     return Measurement(record, spectrum.density, line, plane)
+
+
+def quadratic_decrease(objective: Objective, hessian: LinearOperator) -> tuple[float, float]:
+    """:math:`(\\|g\\|, \\|g\\|^4 / (2 g^\\top H g))` at the objective's weights: the gradient norm and
+    the loss decrease of the best step along :math:`-g` under the local quadratic model
+    (:math:`\\min_t L - t\\|g\\|^2 + t^2 g^\\top H g / 2`); infinite when :math:`g^\\top H g \\le 0`
+    (no minimum along :math:`g`). Near a minimum it is a small fraction of the loss.
+    One gradient and one HVP.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from flatkd.landscape.hvp import HessianOperator
+    >>> model = nn.PReLU(init=0.5, dtype=torch.float64)  # loss (1 - w)^2 at w = 0.5: g = -1, H = 2
+    >>> x = -torch.ones(1, 1, dtype=torch.float64)
+    >>> objective = Objective(model, nn.MSELoss(), [(x, x)])
+    >>> quadratic_decrease(objective, HessianOperator(objective))
+    (1.0, 0.25)
+    """
+    point = objective.theta.detach().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(objective.loss(point), point)
+    squared = float(gradient @ gradient)
+    curvature = float(gradient @ hessian.matvec(gradient))
+    decrease = squared**2 / (2 * curvature) if curvature > 0 else (0.0 if squared == 0 else math.inf)
+    return math.sqrt(squared), decrease
+
+
+def _classes(objective: Objective) -> int:
+    """Number of outputs of the model (classes of a classifier)."""
+    with torch.no_grad():
+        return int(objective.outputs(objective.theta, objective.batches[0].inputs).shape[-1])
 
 
 def _resumable(store: Path | None, name: str, compute: Callable[..., LossSurface]) -> LossSurface:
@@ -174,9 +238,13 @@ def _load_finished(store: Path | None, identity: dict[str, Any]) -> Measurement 
     saved = read_json(store / "result.json")
     if {k: saved.get(k) for k in identity} != identity:
         return None
+    try:
+        record = FlatnessRecord(**saved["record"])
+    except TypeError:  # written by a flatkd whose records had other fields: measure again
+        return None
     paths = [store / f"{name}.safetensors" for name in ("line", "plane")]
     surfaces = [load_surface(path) if path.is_file() else None for path in paths]
-    return Measurement(FlatnessRecord(**saved["record"]), load_density(store / "density.safetensors"), *surfaces)
+    return Measurement(record, load_density(store / "density.safetensors"), *surfaces)
 
 
 def _save_density(path: Path, density: DensityEstimate) -> None:

@@ -10,14 +10,25 @@ PyHessian (``pyhessian.hessian``):
   * ``density()`` calls ``torch.eig``, removed from torch: for the call, ``torch.eig`` is supplied,
     computed with ``torch.linalg.eigh`` (the matrix is a symmetric tridiagonal) in the old output
     format (eigenvalues as ``n x 2`` real/imaginary columns, eigenvectors as columns);
-  * ``trace()`` stops when the running mean changes by less than ``tol`` *relative to the signed
-    mean*, so a negative mean stops after 1-2 probes; ``tol=None`` here passes a negative ``tol``,
-    which forces exactly ``probes`` probes;
+  * ``trace()`` stops when ``abs(mean - previous) / (previous + 1e-6) < tol``, relative to the
+    *signed* previous mean: a negative mean makes the left side negative, so it stops after 1-2
+    probes at ``tol=1e-3`` and even a negative ``tol`` (e.g. -1) stops it once the mean turns
+    negative and moves by more than its magnitude; ``tol=None`` here passes ``tol=-inf``, which no
+    finite (or nan) left side is below, so it uses exactly ``probes`` probes;
   * it calls ``model.eval()`` and never restores the mode, and ``loss.backward(create_graph=True)``
     leaves graph-carrying ``.grad`` on every parameter (adding to any gradient already there, which
     would corrupt its Hessian): the adapter clears ``.grad`` before and restores gradients, mode
     flags and ``requires_grad`` afterwards;
-  * its power iteration converges to the eigenvalue of largest *magnitude*;
+  * its power iteration converges to the eigenvalue of largest *magnitude*, flatkd's Lanczos to the
+    largest *algebraic* one: the adapter returns the largest algebraic eigenvalues too. When every
+    value PyHessian finds is >= 0 they are the largest algebraic ones; when one is negative
+    (:math:`\\mu < 0`, the most negative eigenvalue, since it outweighs some wanted positive one),
+    PyHessian is run again on :math:`H - \\mu I` (its Hessian-vector products shifted by
+    :math:`-\\mu v`), whose eigenvalues :math:`\\lambda_i - \\mu \\ge 0` put the largest algebraic
+    ones first in magnitude, and :math:`\\mu` is added back; both runs' products are counted.
+    (PyHessian normalises by ``norm + 1e-6``, so its Rayleigh quotients are low by about
+    :math:`2 \\cdot 10^{-6}` relative; after the shift that bias is :math:`2 \\cdot 10^{-6}
+    (\\lambda - \\mu)`, e.g. 7e-6 relative for eigenvalues 4 and -10);
   * it draws probes from the global RNG: each call runs under ``torch.random.fork_rng`` seeded with
     ``seed``, so the caller's RNG state is untouched and results repeat;
   * a parameter the loss does not use breaks its HVP (``0.`` placeholder gradients): such
@@ -84,16 +95,31 @@ class PyHessianBackend:
         self.hvp_count = 0
 
     def eigenvalues(self, top_k: int = 1, *, tol: float = 1e-3, max_iter: int = 100, seed: int = 0) -> EigenEstimate:
-        """``hessian.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_k)``."""
-        with self._session(seed) as (engine, counter):
-            values, _ = engine.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_k)
+        """The ``top_k`` largest *algebraic* eigenvalues (descending) by
+        ``hessian.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_k)``, rerun on the shifted
+        Hessian :math:`H - \\mu I` when its largest-magnitude values include a negative :math:`\\mu`
+        (see the module docstring); ``hvps`` counts both runs."""
+        values, hvps = self._power_iteration(top_k, tol, max_iter, seed, shift=0.0)
+        if min(values) < 0:
+            shift = -min(values)
+            shifted, more = self._power_iteration(top_k, tol, max_iter, seed, shift=shift)
+            values, hvps = [v - shift for v in shifted], hvps + more
         nan = (math.nan,) * len(values)
-        return EigenEstimate(tuple(float(v) for v in values), nan, nan, counter[0], "pyhessian", True)
+        return EigenEstimate(tuple(values), nan, nan, hvps, "pyhessian", True)
+
+    def _power_iteration(
+        self, top_k: int, tol: float, max_iter: int, seed: int, *, shift: float
+    ) -> tuple[list[float], int]:
+        """PyHessian's largest-magnitude eigenvalues of :math:`H + \\text{shift}\\,I` and the HVPs used."""
+        with self._session(seed, shift=shift) as (engine, counter):
+            values, _ = engine.eigenvalues(maxIter=max_iter, tol=tol, top_n=top_k)
+        return [float(v) for v in values], counter[0]
 
     def trace(self, probes: int = 100, *, tol: float | None = None, seed: int = 0) -> TraceEstimate:
-        """``hessian.trace(maxIter=probes, tol=...)``; ``tol=None`` forces exactly ``probes`` probes."""
+        """``hessian.trace(maxIter=probes, tol=...)``; ``tol=None`` (passed as ``-inf``) forces exactly
+        ``probes`` probes, whatever the sign of the running mean."""
         with self._session(seed) as (engine, counter):
-            samples = engine.trace(maxIter=probes, tol=-1.0 if tol is None else tol)
+            samples = engine.trace(maxIter=probes, tol=-math.inf if tol is None else tol)
         values = torch.tensor(samples, dtype=torch.float64)
         return TraceEstimate.from_samples(values, hvps=counter[0], method="pyhessian")
 
@@ -107,8 +133,9 @@ class PyHessianBackend:
         )
 
     @contextlib.contextmanager
-    def _session(self, seed: int) -> Iterator[tuple[Any, list[int]]]:
-        """A PyHessian instance on the model, with HVPs counted and the model restored after."""
+    def _session(self, seed: int, *, shift: float = 0.0) -> Iterator[tuple[Any, list[int]]]:
+        """A PyHessian instance on the model, with HVPs counted (and, for ``shift`` :math:`\\ne 0`,
+        turned into products with :math:`H + \\text{shift}\\,I`) and the model restored after."""
         objective = self.objective
         model = objective.model
         params = list(model.parameters())
@@ -118,9 +145,9 @@ class PyHessianBackend:
         counter = [0]
         plain_hvp = pyhessian_module.hessian_vector_product
 
-        def counted_hvp(*args: Any, **kwargs: Any) -> Any:
+        def counted_hvp(gradients: Any, parameters: Any, v: list[torch.Tensor]) -> Any:
             counter[0] += 1
-            return plain_hvp(*args, **kwargs)
+            return _shifted(plain_hvp(gradients, parameters, v), v, shift)
 
         batches = [(b.inputs, b.targets) for b in objective.batches]
         try:
@@ -138,9 +165,11 @@ class PyHessianBackend:
                     engine = pyhessian_module.hessian(model, objective.criterion, dataloader=batches, cuda=False)
                     plain_loader_hvp = engine.dataloader_hv_product
 
-                    def counted_loader_hvp(v: Any) -> Any:
+                    def counted_loader_hvp(v: list[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
                         counter[0] += 1
-                        return plain_loader_hvp(v)
+                        _, product = plain_loader_hvp(v)
+                        product = _shifted(product, v, shift)
+                        return float(sum((p * x).sum() for p, x in zip(product, v))), product
 
                     engine.dataloader_hv_product = counted_loader_hvp
                 yield engine, counter
@@ -150,6 +179,12 @@ class PyHessianBackend:
             for p, grad, flag in zip(params, saved_grads, saved_flags):
                 p.grad = grad
                 p.requires_grad_(flag)
+
+
+def _shifted(product: Any, v: list[torch.Tensor], shift: float) -> Any:
+    """PyHessian's per-parameter product :math:`Hv` as :math:`(H + \\text{shift}\\,I)v` (unchanged
+    for ``shift == 0``)."""
+    return product if shift == 0 else [p + shift * x for p, x in zip(product, v)]
 
 
 @contextlib.contextmanager

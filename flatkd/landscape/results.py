@@ -20,7 +20,9 @@ class EigenEstimate:
 
     Attributes:
         values: the estimates (Ritz values / Rayleigh quotients).
-        errors: the estimator's error estimate per value (what its stopping rule tests).
+        errors: the estimator's error estimate per value (what its stopping rule tests): for
+            Lanczos the residual bound (some eigenvalue lies within it), for power iteration only
+            its last relative change, ``nan`` for PyHessian. A numerical bound, not an uncertainty.
         residuals: :math:`\\|A u - \\theta u\\|` for each unit estimate vector :math:`u`: some
             eigenvalue of :math:`A` lies within this distance of the value (a rigorous bound).
         hvps: operator products used.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,6 +28,8 @@ METHOD_LABELS = {
     "pkd-reversed": "PKD (reversed chain)",
     "pkd-iframe": "PKD (I-frame teacher)",
     "genkd": "GenKD",
+    "genkd-ce": "GenKD control: CE fine-tune",
+    "genkd-noteacher": "GenKD control: no teacher",
     "pkd+genkd": "PKD + GenKD",
 }
 
@@ -36,26 +39,33 @@ _METHOD_HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
 _CURVE_STYLES = ("-", "--", ":", "-.")
 #: markers that stay apart in grey: one per exit depth (WISE), one per method (gain over CE)
 _MARKERS = ("v", "s", "D", "o", "^", "P")
+#: markers of WISE's controls (fixed ensembles), drawn white with a black edge
+_CONTROL_MARKERS = ("*", "X", "h", "p", "d", "<")
 
 
 def _mac_unit(largest: float) -> tuple[float, str]:
     return next((scale, name) for scale, name in _MAC_UNITS if largest >= scale or scale == 1.0)
 
 
-def wise_tradeoff_figure(curves: pd.DataFrame, exits: pd.DataFrame, title: str | None = None) -> Figure:
+def wise_tradeoff_figure(
+    curves: pd.DataFrame, exits: pd.DataFrame, title: str | None = None, controls: pd.DataFrame | None = None
+) -> Figure:
     """Accuracy (%) against mean MACs per clip: one tau-sweep curve per ``label`` (e.g. WISE and
-    its ablations), each operating point circled, and every single exit as a point coloured by
-    modality, shaped by exit depth.
+    its ablations), each operating point circled, every single exit as a point coloured by
+    modality, shaped by exit depth, and every control (e.g. late fusion) as a white marker.
 
     ``curves``: columns ``label``, ``macs``, ``accuracy`` (a fraction) and ``operating`` (True:
     the point at the reported tau, circled; False: a point of the sweep). ``exits``: columns
-    ``modality``, ``exit``, ``macs``, ``accuracy``."""
+    ``modality``, ``exit``, ``macs``, ``accuracy``. ``controls``: columns ``label``, ``macs``,
+    ``accuracy``."""
     if curves.empty:
         raise ValueError("no WISE results to plot")
-    scale, unit = _mac_unit(_largest_macs(curves, exits))
+    controls = _no_controls() if controls is None else controls
+    scale, unit = _mac_unit(_largest_macs(curves, exits, controls))
     with paper_style():
         fig, ax = plt.subplots(figsize=(5.6, 3.4))
-        handles, markers = _draw_tradeoff(ax, curves, exits, scale, _curve_styles(curves["label"]))
+        styles = _TradeoffStyles(_curve_styles(curves["label"]), _control_markers(controls["label"]))
+        handles, markers = _draw_tradeoff(ax, curves, exits, controls, scale, styles)
         ax.set_xlabel(f"mean {unit} per clip")
         ax.set_ylabel("accuracy (%)")
         if title:
@@ -65,14 +75,15 @@ def wise_tradeoff_figure(curves: pd.DataFrame, exits: pd.DataFrame, title: str |
     return fig
 
 
-def wise_tradeoff_panels(curves: pd.DataFrame, exits: pd.DataFrame) -> Figure:
+def wise_tradeoff_panels(curves: pd.DataFrame, exits: pd.DataFrame, controls: pd.DataFrame | None = None) -> Figure:
     """:func:`wise_tradeoff_figure` for several distillation methods side by side, on shared
-    axes: both tables carry a ``panel`` column (the panel's title, in order of appearance)."""
+    axes: every table carries a ``panel`` column (the panel's title, in order of appearance)."""
     if curves.empty:
         raise ValueError("no WISE results to plot")
+    controls = _no_controls() if controls is None else controls
     panels = list(dict.fromkeys(curves["panel"]))
-    scale, unit = _mac_unit(_largest_macs(curves, exits))
-    styles = _curve_styles(curves["label"])
+    scale, unit = _mac_unit(_largest_macs(curves, exits, controls))
+    styles = _TradeoffStyles(_curve_styles(curves["label"]), _control_markers(controls["label"]))
     with paper_style():
         fig, axes = plt.subplots(
             1, len(panels), figsize=(3.2 * len(panels) + 1.6, 3.2), sharex=True, sharey=True, squeeze=False
@@ -80,20 +91,27 @@ def wise_tradeoff_panels(curves: pd.DataFrame, exits: pd.DataFrame) -> Figure:
         handles: dict[str, Line2D] = {}
         markers: dict[str, Line2D] = {}
         for ax, panel in zip(axes[0], panels):
-            drawn = _draw_tradeoff(ax, curves[curves["panel"] == panel], exits[exits["panel"] == panel], scale, styles)
+            drawn = _draw_tradeoff(
+                ax, curves[curves["panel"] == panel], exits[exits["panel"] == panel],
+                controls[controls["panel"] == panel], scale, styles,
+            )  # fmt: skip
             handles |= {h.get_label(): h for h in drawn[0]}
             markers |= {h.get_label(): h for h in drawn[1]}
             ax.set_title(panel)
             ax.set_xlabel(f"mean {unit} per clip")
         axes[0][0].set_ylabel("accuracy (%)")
         fig.tight_layout()
-        ordered = [handles[label] for label in styles] + list(markers.values())
+        ordered = [handles[label] for label in styles.curves] + list(markers.values())
         fig.legend(handles=ordered, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return fig
 
 
-def _largest_macs(curves: pd.DataFrame, exits: pd.DataFrame) -> float:
-    return float(max(curves["macs"].max(), exits["macs"].max() if not exits.empty else 0.0))
+def _no_controls() -> pd.DataFrame:
+    return pd.DataFrame(columns=["panel", "label", "macs", "accuracy"])
+
+
+def _largest_macs(*tables: pd.DataFrame) -> float:
+    return float(max(t["macs"].max() for t in tables if not t.empty))
 
 
 def _curve_styles(labels: Iterable[str]) -> dict[str, str]:
@@ -101,17 +119,31 @@ def _curve_styles(labels: Iterable[str]) -> dict[str, str]:
     return dict(zip(dict.fromkeys(labels), itertools.cycle(_CURVE_STYLES)))
 
 
+def _control_markers(labels: Iterable[str]) -> dict[str, str]:
+    """One marker per distinct control label, in order of first appearance."""
+    return dict(zip(dict.fromkeys(labels), itertools.cycle(_CONTROL_MARKERS)))
+
+
+@dataclass(frozen=True)
+class _TradeoffStyles:
+    """Line style per curve label, marker per control label (shared by every panel)."""
+
+    curves: Mapping[str, str]
+    controls: Mapping[str, str]
+
+
 def _draw_tradeoff(
-    ax: Axes, curves: pd.DataFrame, exits: pd.DataFrame, scale: float, styles: Mapping[str, str]
+    ax: Axes, curves: pd.DataFrame, exits: pd.DataFrame, controls: pd.DataFrame, scale: float, styles: _TradeoffStyles
 ) -> tuple[list[Line2D], list[Line2D]]:
-    """Draw the tau sweeps (black, line style ``styles[label]``, operating point circled) and the
-    single exits; returns the legend handles of the curves and of the markers."""
+    """Draw the tau sweeps (black, line style ``styles.curves[label]``, operating point circled),
+    the single exits and the controls (Line2D markers, so the exits stay the axes' only
+    collections); returns the legend handles of the curves and of the markers."""
     handles = []
     for label, rows in curves.groupby("label", sort=False):
         sweep = rows[~rows["operating"].astype(bool)].sort_values("macs", kind="stable")
         (line,) = ax.plot(
             sweep["macs"] / scale, 100 * sweep["accuracy"],
-            color="black", linestyle=styles[str(label)], marker=".", label=str(label),
+            color="black", linestyle=styles.curves[str(label)], marker=".", label=str(label),
         )  # fmt: skip
         chosen = rows[rows["operating"].astype(bool)]
         ax.plot(chosen["macs"] / scale, 100 * chosen["accuracy"], "o", mfc="none", ms=9, color="black")
@@ -126,6 +158,13 @@ def _draw_tradeoff(
         markers.append(_marker(MODALITY_COLORS.get(modality, "grey"), "s", f"{MODALITY_LABELS.get(modality, modality)} exits"))
     for index in sorted(set(exits["exit"])):
         markers.append(_marker("lightgrey", _MARKERS[index % len(_MARKERS)], f"exit {index}"))
+    for label, macs, accuracy in controls[["label", "macs", "accuracy"]].itertuples(index=False):
+        marker = styles.controls[str(label)]
+        ax.plot(
+            [macs / scale], [100 * accuracy],
+            marker=marker, linestyle="none", color="black", mfc="white", ms=8, mew=0.8, zorder=4,
+        )  # fmt: skip
+        markers.append(_marker("white", marker, str(label)))
     return handles, markers
 
 

@@ -1,5 +1,5 @@
 """Flatness figures: eigenvalue densities per modality, 1-D / 2-D loss surfaces (together or
-apart), and the flatness metrics with their uncertainty.
+apart), and the flatness metrics with their 95% intervals.
 
 The functions take plain data, long-form :class:`pandas.DataFrame` s with a ``modality`` column
 (``"iframe"``, ``"mv"``, ``"residual"``; other values are drawn in matplotlib's default colours),
@@ -105,40 +105,44 @@ def plot_loss_planes(planes: pd.DataFrame, *, levels: int = 20) -> Figure:
     return fig
 
 
-def plot_flatness_metrics(table: pd.DataFrame, *, z: float = 1.96) -> Figure:
-    """One bar per row (network exit) and panel per metric: the Hessian trace with its
-    ``z``-standard-error interval (1.96: ~95%, the interval the ranking compares), the top
-    eigenvalue with the estimator's error bound, and, where every row has them, the mean loss
-    increase within rho and epsilon-sharpness (no error bars: single deterministic values).
-    Colours name the modality (legend); exits are labelled when a modality has several.
+#: panel titles of the metrics :func:`plot_flatness_metrics` draws by default (invariant ones first)
+FLATNESS_PANELS = {
+    "adaptive_trace": "adaptive trace tr(|θ|H|θ|)",
+    "adaptive_top_eigenvalue": "adaptive λmax(|θ|H|θ|)",
+    "trace": "Hessian trace",
+    "top_eigenvalue": "top Hessian eigenvalue",
+    "adaptive_rho_sharpness": "adaptive ρ-sharpness",
+    "epsilon_sharpness": "ε-sharpness (Keskar)",
+}
 
-    ``table``: the columns of ``flatness.csv`` (:func:`flatkd.landscape.flatness_table`):
-    ``modality``, ``exit``, ``trace``, ``trace_stderr``, ``top_eigenvalue``,
-    ``top_eigenvalue_error`` and optionally ``mean_loss_increase``, ``epsilon_sharpness``."""
-    if table.empty:
-        raise ValueError("no flatness records to plot")
-    panels: list[tuple[str, list[float], list[float] | None]] = [
-        (f"Hessian trace (±{z:g} s.e.)", table["trace"].tolist(), (z * table["trace_stderr"]).tolist()),
-        ("top Hessian eigenvalue", table["top_eigenvalue"].tolist(), table["top_eigenvalue_error"].tolist()),
-    ]
-    for title, field in (("mean loss increase", "mean_loss_increase"), ("ε-sharpness", "epsilon_sharpness")):
-        values = table[field].astype(float).tolist() if field in table else []
-        if values and all(math.isfinite(v) for v in values):
-            panels.append((title, values, None))
-    modalities = [str(m) for m in table["modality"]]
-    exits = [int(e) for e in table["exit"]]
-    repeated = len(set(modalities)) < len(modalities)
-    colors = [MODALITY_COLORS.get(m, "grey") for m in modalities]
+
+def plot_flatness_metrics(summary: pd.DataFrame, panels: dict[str, str] | None = None) -> Figure:
+    """One panel per metric, one bar per modality: the mean over data subsets (and training runs)
+    with its 95% interval as the error bar (none where the summary has no interval).
+
+    ``summary``: the columns of ``flatness_summary.csv``
+    (:func:`flatkd.landscape.summary_table`): ``modality``, ``metric``, ``mean``, ``ci_low``,
+    ``ci_high``, ``spread_over``. ``panels``: metric -> title (default :data:`FLATNESS_PANELS`,
+    those present in ``summary``)."""
+    chosen = {m: t for m, t in (panels or FLATNESS_PANELS).items() if m in set(summary["metric"])} if len(summary) else {}
+    if not chosen:
+        raise ValueError("no flatness metrics to plot")
     with paper_style():
-        fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6), layout="constrained", squeeze=False)
-        for ax, (title, values, errors) in zip(axes[0], panels):
-            ax.bar(range(len(table)), values, yerr=errors, color=colors, edgecolor="black", linewidth=0.4, capsize=3)
-            ax.set_xticks(range(len(table)), [f"exit {e}" for e in exits] if repeated else [])
-            ax.tick_params(axis="x", length=3 if repeated else 0)
+        fig, axes = plt.subplots(1, len(chosen), figsize=(2.2 * len(chosen), 2.6), layout="constrained", squeeze=False)
+        for ax, (metric, title) in zip(axes[0], chosen.items()):
+            rows = summary[summary["metric"] == metric]
+            means = rows["mean"].to_numpy(dtype=float)
+            low = np.nan_to_num(means - rows["ci_low"].to_numpy(dtype=float), nan=0.0)
+            high = np.nan_to_num(rows["ci_high"].to_numpy(dtype=float) - means, nan=0.0)
+            colors = [MODALITY_COLORS.get(str(m), "grey") for m in rows["modality"]]
+            ax.bar(range(len(rows)), means, yerr=[low, high], color=colors, edgecolor="black", linewidth=0.4, capsize=3)
+            ax.set_xticks([])
             ax.grid(False, axis="x")
-            ax.set_title(title)
+            over = ", ".join(sorted(set(rows["spread_over"].astype(str)) - {"none"})) or "no interval"
+            ax.set_title(f"{title}\n(95% over {over})" if over != "no interval" else f"{title}\n({over})")
             ax.axhline(0.0, color="black", linewidth=0.6)
-        handles = [Patch(color=MODALITY_COLORS.get(m, "grey"), label=_label(m)) for m in dict.fromkeys(modalities)]
+        modalities = list(dict.fromkeys(str(m) for m in summary["modality"]))
+        handles = [Patch(color=MODALITY_COLORS.get(m, "grey"), label=_label(m)) for m in modalities]
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     return fig
 

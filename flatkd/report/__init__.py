@@ -16,6 +16,7 @@ from flatkd.report.run_results import (
     final_exit_records,
     flatness_curves,
     flatness_records,
+    flatness_summary,
     wise_by_method,
     wise_tradeoff_data,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "final_exit_records",
     "flatness_curves",
     "flatness_records",
+    "flatness_summary",
     "wise_by_method",
     "wise_tradeoff_data",
     "write_report",

@@ -18,14 +18,18 @@ from flatkd.errors import InputFileError, MissingPrerequisiteError
 from flatkd.landscape import FlatnessRecord, load_density, load_surface
 from flatkd.modalities import MODALITIES
 from flatkd.plots.distill import METHOD_LABELS
-from flatkd.runs.figure_data import density_curves, surface_frame, wise_frames, wise_variant_label
+from flatkd.runs.figure_data import density_curves, surface_frame, wise_control_frame, wise_frames, wise_variant_label
 from flatkd.runs.methods import METHODS
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.tables import accuracy_by_exit, accuracy_rows
 from flatkd.runs.wise import read_wise_results, variant_name
 
-_INTEGER_FIELDS = ("exit", "parameters", "hvps")
-_OPTIONAL_FIELDS = ("accuracy", "mean_loss_increase", "epsilon_sharpness")
+_INTEGER_FIELDS = ("exit", "parameters", "hvps", "clips", "subset", "classes")
+_TEXT_FIELDS = ("modality", "run")
+_OPTIONAL_FIELDS = (
+    "accuracy", "mean_loss_increase", "epsilon_sharpness", "adaptive_epsilon_sharpness", "adaptive_rho_sharpness",
+)  # fmt: skip
+_SUMMARY_COLUMNS = ("modality", "metric", "invariant", "mean", "ci_low", "ci_high", "spread_over", "subset_sd", "run_sd")
 
 
 @dataclass(frozen=True)
@@ -56,25 +60,43 @@ def flatness_records(run: RunDir) -> list[FlatnessRecord]:
 
 
 def final_exit_records(records: list[FlatnessRecord]) -> list[FlatnessRecord]:
-    """One record per modality, its deepest measured exit (what the ranking compares)."""
-    deepest = {}
+    """The records of each modality's deepest measured exit (what the ranking compares: every
+    subset and run), modalities in canonical order."""
+    deepest: dict[str, int] = {}
     for record in records:
-        if record.modality not in deepest or record.exit > deepest[record.modality].exit:
-            deepest[record.modality] = record
-    return [deepest[m] for m in sorted(deepest, key=_modality_order)]
+        deepest[record.modality] = max(record.exit, deepest.get(record.modality, record.exit))
+    chosen = [r for r in records if r.exit == deepest[r.modality]]
+    return sorted(chosen, key=lambda r: _modality_order(r.modality))
+
+
+def flatness_summary(run: RunDir) -> pd.DataFrame:
+    """``flatness_summary.csv``: mean, 95% interval and spreads per modality and metric."""
+    path = run.flatness_summary_path
+    if not path.is_file():
+        raise MissingPrerequisiteError(f"{path} is missing: {_rank_command(run)}")
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"{path}: not a flatness summary ({exc}); re-run `flatkd rank-modalities`") from None
+    missing = [c for c in _SUMMARY_COLUMNS if c not in table]
+    if missing:
+        raise InputFileError(f"{path}: not a flatness summary (no {', '.join(missing)}); re-run `flatkd rank-modalities`")
+    return table
 
 
 def flatness_curves(run: RunDir) -> FlatnessCurves:
-    """Density, line and plane of every modality's final exit from ``flatness/<modality>.exit<k>/``."""
+    """Density, line and plane of every modality's final exit on the first data subset, from
+    ``flatness/<modality>.exit<k>/subset0/`` of ``run``."""
     densities, lines, planes = {}, {}, {}
-    for record in final_exit_records(flatness_records(run)):
-        store = run.flatness_store(record.modality, record.exit)
+    finals = {(r.modality, r.exit) for r in final_exit_records(flatness_records(run))}
+    for modality, exit_index in sorted(finals, key=lambda key: _modality_order(key[0])):
+        store = run.flatness_store(modality, exit_index, 0)
         if not (store / "density.safetensors").is_file():
             raise MissingPrerequisiteError(f"{store} holds no finished measurement: {_rank_command(run)}")
-        densities[record.modality] = load_density(store / "density.safetensors")
+        densities[modality] = load_density(store / "density.safetensors")
         for name, into in (("line", lines), ("plane", planes)):
             if (store / f"{name}.safetensors").is_file():
-                into[record.modality] = load_surface(store / f"{name}.safetensors")
+                into[modality] = load_surface(store / f"{name}.safetensors")
     density, floor = density_curves(densities)
     return FlatnessCurves(density, floor, surface_frame(lines), surface_frame(planes))
 
@@ -103,14 +125,22 @@ def wise_by_method(run: RunDir) -> dict[str, dict[str, WiseResult]]:
     return grouped
 
 
-def wise_tradeoff_data(run: RunDir) -> tuple[pd.DataFrame, pd.DataFrame]:
+def wise_tradeoff_data(run: RunDir) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """:func:`wise_by_method` as the tables of :func:`flatkd.plots.distill.wise_tradeoff_panels`:
-    one panel per method (``"PKD exits"``), its WISE variants as the curves."""
-    frames = [
-        wise_frames(variants, panel=f"{METHOD_LABELS.get(method, method)} exits")
-        for method, variants in wise_by_method(run).items()
-    ]
-    return pd.concat([c for c, _ in frames], ignore_index=True), pd.concat([e for _, e in frames], ignore_index=True)
+    one panel per method (``"PKD exits"``), its WISE variants as the curves, its controls (late
+    fusion, uniform sum) as points."""
+    curves, exits, controls = [], [], []
+    for method, variants in wise_by_method(run).items():
+        panel = f"{METHOD_LABELS.get(method, method)} exits"
+        curve, exit_points = wise_frames(variants, panel=panel)
+        curves.append(curve)
+        exits.append(exit_points)
+        controls.append(wise_control_frame(variants, panel=panel))
+    return (
+        pd.concat(curves, ignore_index=True),
+        pd.concat(exits, ignore_index=True),
+        pd.concat(controls, ignore_index=True),
+    )
 
 
 def _record(row: Mapping[str, object]) -> FlatnessRecord:
@@ -118,8 +148,8 @@ def _record(row: Mapping[str, object]) -> FlatnessRecord:
     values: dict[str, object] = {}
     for field in fields(FlatnessRecord):
         cell = row[field.name]
-        if field.name == "modality":
-            values[field.name] = str(cell)
+        if field.name in _TEXT_FIELDS:
+            values[field.name] = "" if pd.isna(cell) else str(cell)
         elif field.name in _INTEGER_FIELDS:
             values[field.name] = int(cell)  # type: ignore[call-overload]
         elif field.name in _OPTIONAL_FIELDS and pd.isna(cell):

@@ -8,7 +8,8 @@ Order of work, so that a missing input is reported before anything is trained:
    it reuses);
 2. record the resolved settings under ``distill.<method>.<modality>`` in ``config.yaml``;
 3. generative KD (``genkd``, ``pkd+genkd``): the teacher branch, then every student backbone
-   that a student or a teacher of this run needs (:mod:`flatkd.runs.genkd_stage`);
+   that a student or a teacher of this run needs; its controls (``genkd-ce``,
+   ``genkd-noteacher``): those student backbones alone (:mod:`flatkd.runs.genkd_stage`);
 4. the ICs of every modality (:mod:`flatkd.runs.ic_training`), each into the method's stage;
 5. rebuild ``distill.csv`` and ``distill.md`` (:mod:`flatkd.runs.tables`).
 
@@ -28,9 +29,9 @@ from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.chain import read_chain
 from flatkd.runs.data_source import resolve_data_source
 from flatkd.runs.distill_settings import DistillConfig, record_settings
-from flatkd.runs.genkd_stage import genkd_complete, genkd_stage, train_genkd
-from flatkd.runs.ic_training import ic_schedule, stage_complete, train_ics
-from flatkd.runs.methods import GENKD_STAGE, GENKD_STUDENTS, GENKD_TEACHER, Method
+from flatkd.runs.genkd_stage import finetune_networks, genkd_complete, genkd_stage, train_genkd
+from flatkd.runs.ic_training import Selection, ic_schedule, stage_complete, train_ics
+from flatkd.runs.methods import GENKD_FINETUNES, GENKD_STUDENTS, GENKD_TEACHER, Method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 from flatkd.runs.tables import write_tables
@@ -63,6 +64,7 @@ def distill(
     method: Method,
     configs: Mapping[str, DistillConfig],
     *,
+    select: Selection = "network",
     resume: bool = False,
     workers: int | None = None,
     env: Dist = LOCAL,
@@ -70,7 +72,8 @@ def distill(
     on_epoch_end: EpochCallback | None = None,
 ) -> list[StageReport]:
     """Run ``method`` on the modalities in ``configs`` (modality -> resolved settings); under
-    torchrun every process calls it with its ``env`` and rank 0 writes the files."""
+    torchrun every process calls it with its ``env`` and rank 0 writes the files. ``select``:
+    checkpoint selection of the ICs on validation (:mod:`flatkd.runs.ic_training`)."""
     if not configs:
         raise ConfigError(f"{method.name}: no trained network to distil in {run.path}")
     for modality in configs:
@@ -83,31 +86,32 @@ def distill(
     teachers = {m: ic_schedule(method, m, c, chain).external_teachers() for m, c in configs.items()}
     genkd_students = _genkd_students(method, configs, teachers)
     networks = {*configs, *genkd_students, *(t for ts in teachers.values() for t in ts)}
-    networks |= {GENKD_TEACHER} if genkd_students else set()
+    finetuned = finetune_networks(method.finetune, genkd_students) if genkd_students else ()
+    networks |= set(finetuned)
     trains = train_configs(run, sorted(networks), workers)
-    _check_prerequisites(run, method, configs, trains, teachers, genkd_students)
+    _check_prerequisites(run, method, configs, trains, teachers, finetuned)
     if env.is_main:
         for modality, config in configs.items():
             record_settings(run, method, modality, config)
     env.barrier()
     source = resolve_data_source(run, None)
     reports = []
-    if genkd_students:
+    if finetuned:
         settings = next(iter(configs.values())).genkd
-        for network in (GENKD_TEACHER, *genkd_students):
-            done = genkd_complete(run, network, settings, trains[network])
+        for network in finetuned:
+            done = genkd_complete(run, method.finetune, network, settings, trains[network])
             if not done:
                 train_genkd(
-                    run, network, settings, trains[network], source,
+                    run, method.finetune, network, settings, trains[network], source,
                     resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
                 )  # fmt: skip
-            reports.append(StageReport(genkd_stage(network), network, "reused" if done else "trained"))
+            reports.append(StageReport(genkd_stage(method.finetune, network), network, "reused" if done else "trained"))
     for modality, config in configs.items():
         reuse = resume or method.name == "ce"
-        done = reuse and stage_complete(run, method.stage, modality, config.ics.epochs)
+        done = reuse and stage_complete(run, method, modality, config, trains[modality], chain, select)
         if not done:
             train_ics(
-                run, method, modality, config, trains, source, chain,
+                run, method, modality, config, trains, source, chain, select=select,
                 resume=reuse, env=env, progress=progress, on_epoch_end=on_epoch_end,
             )  # fmt: skip
         reports.append(StageReport(method.stage, modality, "reused" if done else "trained"))
@@ -120,7 +124,8 @@ def distill(
 def _genkd_students(
     method: Method, configs: Mapping[str, DistillConfig], teachers: Mapping[str, Sequence[str]]
 ) -> tuple[str, ...]:
-    """The networks whose generative-KD backbones this run needs (as students or as teachers)."""
+    """The networks whose fine-tuned (generative-KD or control) backbones this run needs (as
+    students or as teachers)."""
     if not method.genkd:
         return ()
     needed = {*configs, *(t for ts in teachers.values() for t in ts)}
@@ -136,17 +141,18 @@ def _check_prerequisites(
     configs: Mapping[str, DistillConfig],
     trains: Mapping[str, TrainConfig],
     teachers: Mapping[str, Sequence[str]],
-    genkd_students: Sequence[str],
+    finetuned: Sequence[str],
 ) -> None:
     """Every checkpoint the method reads exists (else the error names the command to run); the CE
-    baseline's settings match ``ic-ce``'s."""
-    if genkd_students:
+    baseline's settings match ``ic-ce``'s. ``finetuned``: the networks of the fine-tune stages
+    (the I-frame teacher among them for generative KD)."""
+    if GENKD_TEACHER in finetuned:
         run.existing_checkpoint(FINAL_TRAIN_STAGE, GENKD_TEACHER)
-    for modality in {*configs, *genkd_students}:
+    for modality in {*configs, *(m for m in finetuned if m != GENKD_TEACHER)}:
         run.existing_checkpoint(Stage.BACKBONE, modality)
     for modality, external in teachers.items():
         for teacher in external:
-            if method.teacher_stage(teacher) != GENKD_STAGE:
+            if method.teacher_stage(teacher) not in GENKD_FINETUNES:
                 run.existing_checkpoint(method.teacher_stage(teacher), teacher)
     if method.name == "ce":
         for modality, config in configs.items():

@@ -17,7 +17,7 @@ Example file::
     ics: {epochs: 12, optim: {lr: 0.001}}
     kd: {temperature: 2.0, t2_scaling: true}
     pkd: {phase_starts: [0, 2, 4]}
-    genkd: {epochs: 4, loss: {ad_weight: 0.2}}
+    genkd: {epochs: 4, loss: {ad_weight: 0.2, ramp_fraction: 0.5}}
 """
 
 from __future__ import annotations
@@ -50,8 +50,13 @@ class PKDSettings:
 class GenKDSettings:
     """Generative feature KD: ``teacher_epochs`` train the I-frame teacher's attention head and
     CVAE (its network frozen), then ``epochs`` two-stage epochs fine-tune each student backbone.
-    ``loss``: the method's weights and ramp; ``cvae_optim`` (CVAE and feature adapter) and
-    ``network_optim`` (student network, attention head and adapter), both on ``schedule``."""
+    ``loss``: the method's weights and ramp (``loss.ramp_fraction``: the share of ``epochs`` over
+    which the reconstruction weight rises; it replaced ``loss.ramp_epochs``, which a recorded
+    config naming it is told); ``cvae_optim`` (CVAE and feature adapter) and ``network_optim``
+    (student network, attention head and adapter), both on ``schedule``. The controls
+    ``genkd-ce`` (``epochs``, ``network_optim``, ``schedule``) and ``genkd-noteacher`` (all but
+    ``teacher_epochs``) read the same section, so one file configures the method and its
+    controls alike."""
 
     epochs: int = 6
     teacher_epochs: int = 3

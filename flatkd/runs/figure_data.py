@@ -85,3 +85,19 @@ def wise_frames(results: Mapping[str, WiseResult], panel: str = "") -> tuple[pd.
         )
     ]
     return pd.DataFrame(curves), pd.DataFrame(exits)
+
+
+def wise_control_frame(results: Mapping[str, WiseResult], panel: str = "") -> pd.DataFrame:
+    """The controls of the first result (every variant of one method shares its logits, hence its
+    fusion controls) as the ``controls`` table of :func:`flatkd.plots.distill.wise_tradeoff_figure`:
+    columns ``panel``, ``label``, ``macs``, ``accuracy``. The best single exit is left out: it is
+    already among the exits."""
+    if not results:
+        raise ValueError("no WISE results to plot")
+    first = next(iter(results.values()))
+    rows = [
+        {"panel": panel, "label": c.label, "macs": c.macs, "accuracy": c.accuracy}
+        for c in first.controls
+        if c.name != "best-exit"
+    ]
+    return pd.DataFrame(rows, columns=["panel", "label", "macs", "accuracy"])

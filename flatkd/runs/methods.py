@@ -11,6 +11,13 @@ method          internal classifiers (ICs) of every network, backbone frozen  st
 ``pkd-iframe``  KD from the I-frame network's head only (ablation)            ``ic-pkd-iframe``
 ``genkd``       label CE, on MV/residual backbones fine-tuned by              ``genkd-teacher``,
                 generative feature KD from the I-frame network                ``genkd``, ``ic-genkd``
+``genkd-ce``    control of ``genkd``: label CE, on MV/residual backbones      ``genkd-ce``,
+                fine-tuned with label CE on the final head alone (same        ``ic-genkd-ce``
+                epochs, network optimiser, schedule and batches; no
+                attention, CVAE or teacher)
+``genkd-noteacher`` control of ``genkd``: label CE, on MV/residual backbones  ``genkd-noteacher``,
+                fine-tuned by the same attention + CVAE epochs with the        ``ic-genkd-noteacher``
+                teacher terms (GD, AD) switched off
 ``pkd+genkd``   PKD along ``chain.json`` on the ``genkd`` backbones            (``genkd-teacher``,
                                                                               ``genkd``),
                                                                               ``ic-pkd+genkd``
@@ -24,6 +31,12 @@ network, its attention reweighting before the final head included). The I-frame 
 and is not changed, so in ``genkd`` its ICs are its ``ic-ce`` ones; ``pkd+genkd`` trains PKD ICs
 for all three networks, the teachers being the ``genkd`` networks (MV, residual) and the I-frame
 ``ic-ce`` network.
+
+The two controls tell what the teacher adds: ``genkd-noteacher`` is ``genkd`` minus its teacher
+terms (what attention reweighting and the CVAE's reconstruction term do on their own),
+``genkd-ce`` is the fine-tuning budget alone. All three fine-tunes draw the same batches in the
+same order for a seed (they share the ``genkd`` stage's seed stream) and start from the same
+``backbone`` weights; ``flatkd distill`` tabulates ``genkd`` against each with paired intervals.
 """
 
 from __future__ import annotations
@@ -39,16 +52,25 @@ GENKD_TEACHER = "iframe"
 GENKD_STUDENTS = ("mv", "residual")
 GENKD_TEACHER_STAGE = Stage.GENKD_TEACHER
 GENKD_STAGE = Stage.GENKD
+#: the stages fine-tuning the student backbones: generative KD and its two controls
+GENKD_FINETUNES = (Stage.GENKD, Stage.GENKD_CE, Stage.GENKD_NOTEACHER)
 
 
 @dataclass(frozen=True)
 class Method:
-    """One ``flatkd distill --method``: the IC loss (a PKD ``variant``) and whether the ICs sit on
-    generative-KD backbones."""
+    """One ``flatkd distill --method``: the IC loss (a PKD ``variant``) and ``finetune``, the stage
+    of :data:`GENKD_FINETUNES` whose MV/residual backbones the ICs sit on (None: the ``backbone``
+    weights)."""
 
     name: str
     variant: Variant
-    genkd: bool = False
+    finetune: Stage | None = None
+
+    @property
+    def genkd(self) -> bool:
+        """Whether the student backbones are fine-tuned first (generative KD or a control of it;
+        the ``genkd`` settings section applies)."""
+        return self.finetune is not None
 
     @property
     def stage(self) -> str:
@@ -66,11 +88,11 @@ class Method:
 
     def start_stage(self, modality: str) -> str:
         """The stage whose best weights the ICs start from (the backbone they are trained on)."""
-        return GENKD_STAGE if self.genkd and modality in GENKD_STUDENTS else Stage.BACKBONE
+        return self.finetune if self.finetune is not None and modality in GENKD_STUDENTS else Stage.BACKBONE
 
     def teacher_stage(self, modality: str) -> str:
         """The stage of ``modality``'s network when it teaches another network's ICs."""
-        return GENKD_STAGE if self.genkd and modality in GENKD_STUDENTS else FINAL_TRAIN_STAGE
+        return self.finetune if self.finetune is not None and modality in GENKD_STUDENTS else FINAL_TRAIN_STAGE
 
     def logits_stage(self, modality: str) -> str:
         """Where the method's logits of ``modality``'s exits are (its own stage, or ``ic-ce`` for
@@ -86,8 +108,10 @@ METHODS: dict[str, Method] = {
         Method("pkd", "pkd"),
         Method("pkd-reversed", "pkd-reversed"),
         Method("pkd-iframe", "pkd-iframe"),
-        Method("genkd", "ce", genkd=True),
-        Method("pkd+genkd", "pkd", genkd=True),
+        Method("genkd", "ce", Stage.GENKD),
+        Method("genkd-ce", "ce", Stage.GENKD_CE),
+        Method("genkd-noteacher", "ce", Stage.GENKD_NOTEACHER),
+        Method("pkd+genkd", "pkd", Stage.GENKD),
     )
 }
 

@@ -1,12 +1,17 @@
 """``flatkd rank-modalities`` as a library call: measure every trained modality network of a run
-directory, rank them and write ``flatness.csv``, ``chain.json`` and the figures.
+directory (and of other training runs of the same networks: seeds), rank them and write
+``flatness.csv``, ``flatness_summary.csv``, ``chain.json`` and the figures.
 
-For each modality (and, with ``exits="all"``, each exit) the network of the given training stage
-is loaded from the run (:func:`flatkd.train.load_network`) and measured on a fixed subset of its
-training clips: ``samples`` clips drawn with ``seed``, TSN segments at their centred (evaluation)
-positions, so every pass sees the same inputs. Partial and finished results live under
-``flatness/<modality>.exit<k>/`` and are reused while the settings and the checkpoint (by SHA-256)
-are unchanged, so an interrupted ranking resumes. The ranking uses each network's final exit.
+For each run, modality (and, with ``exits="all"``, each exit) the network of the given training
+stage is loaded (:func:`flatkd.train.load_network`) and measured on ``subsets`` disjoint subsets
+of its training clips: ``samples`` clips each, drawn with ``seed``, TSN segments at their centred
+(evaluation) positions, so every pass sees the same inputs. Partial and finished results live
+under ``flatness/<modality>.exit<k>/subset<j>/`` of the run the network belongs to and are reused
+while the settings and the checkpoint (by SHA-256) are unchanged, so an interrupted ranking
+resumes. The ranking (:mod:`flatkd.landscape.ranking`) uses each network's final exit, every
+subset and every run; ``chain.json`` holds the teacher order PKD will use, measured or the
+paper's, and why. ``flatness.csv`` has one row per run, modality, exit and subset (column ``run``:
+the run directory's name), ``flatness_summary.csv`` one per modality and metric.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -23,11 +28,11 @@ from torch import nn
 
 from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.dataset_splits import open_dataset
-from flatkd.errors import MissingPrerequisiteError
+from flatkd.errors import ConfigError, MissingPrerequisiteError
 from flatkd.fileio import atomic_open
 from flatkd.landscape.exits import SelectExit
 from flatkd.landscape.measure import FlatnessSettings, Measurement, measure_network
-from flatkd.landscape.ranking import PRIMARY_METRIC, Ranking, flatness_table, rank_modalities
+from flatkd.landscape.ranking import PRIMARY_METRIC, Ranking, flatness_table, rank_modalities, summary_table
 from flatkd.modalities import MODALITIES
 from flatkd.plots import save_figure
 from flatkd.plots.landscape import plot_density, plot_surfaces
@@ -49,8 +54,16 @@ class RunRanking:
     written: list[Path]
 
 
-def training_subset(run: RunDir, modality: str, settings: FlatnessSettings) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The fixed seeded subset of ``modality``'s training clips, as ``(clips, labels)`` batches."""
+def training_subsets(
+    run: RunDir, modality: str, settings: FlatnessSettings
+) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """``settings.subsets`` disjoint seeded subsets of ``modality``'s training clips, each as
+    ``(clips, labels)`` batches of ``settings.batch_size``: ``samples`` clips each, or the whole
+    training set split evenly when it has fewer than ``subsets * samples`` clips (the records say
+    how many clips each subset had).
+
+    Raises :class:`ConfigError` when the training set has fewer clips than subsets.
+    """
     source = resolve_data_source(run, None)
     config = load_train_config(run, modality)
     splits = open_dataset(source.dir, source.split, val_fraction=source.val_fraction, seed=source.val_seed)
@@ -58,8 +71,23 @@ def training_subset(run: RunDir, modality: str, settings: FlatnessSettings) -> l
         splits.train, source.cache, (modality,), train=False,
         num_segments=config.num_segments, input_size=config.input_size, seed=config.seed,
     )  # fmt: skip
-    chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(settings.seed))[: settings.samples]
-    items = [dataset[int(i)] for i in chosen.sort().values]
+    size = min(settings.samples, len(dataset) // settings.subsets)
+    if size < 1:
+        raise ConfigError(
+            f"{run.path}: {len(dataset)} training clips cannot give {settings.subsets} disjoint subsets: "
+            f"lower landscape.subsets (--subsets {max(1, len(dataset))})"
+        )
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(settings.seed))
+    return [
+        _batches(dataset, modality, order[k * size : (k + 1) * size].sort().values, settings)
+        for k in range(settings.subsets)
+    ]
+
+
+def _batches(
+    dataset: ClipDataset, modality: str, indices: torch.Tensor, settings: FlatnessSettings
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    items = [dataset[int(i)] for i in indices]
     return [
         (
             torch.stack([inputs[modality] for inputs, _ in items[start : start + settings.batch_size]]),
@@ -69,9 +97,16 @@ def training_subset(run: RunDir, modality: str, settings: FlatnessSettings) -> l
     ]
 
 
+def run_labels(runs: Sequence[RunDir]) -> list[str]:
+    """The ``run`` column of each run's records: its directory name, made unique with ``#k``."""
+    names = [run.path.resolve().name for run in runs]
+    return [name if names.count(name) == 1 else f"{name}#{k}" for k, name in enumerate(names)]
+
+
 def rank_run(
     run_dir: str | os.PathLike[str],
     *,
+    seed_runs: Sequence[str | os.PathLike[str]] = (),
     modalities: Sequence[str] = (),
     stage: str | None = None,
     exits: Literal["final", "all"] = "final",
@@ -79,8 +114,10 @@ def rank_run(
     metric: str = PRIMARY_METRIC,
     progress: ProgressFactory = no_progress,
 ) -> RunRanking:
-    """Measure, rank and write (module docstring). ``modalities`` defaults to every modality with
-    a trained network in the run; at least two are needed."""
+    """Measure, rank and write into ``run_dir`` (module docstring). ``modalities`` defaults to
+    every modality with a trained network in the run; at least two are needed. ``seed_runs`` are
+    other training runs (seeds) of the same modalities, measured the same way: the ranking's
+    intervals then come from the spread over runs."""
     run = RunDir(run_dir)
     stage = stage or FINAL_TRAIN_STAGE
     chosen = list(modalities) or [m for m in MODALITIES if run.checkpoint_path(stage, m).is_file()]
@@ -89,34 +126,65 @@ def rank_run(
             f"{run.path} has {len(chosen)} trained modality network(s) at stage '{stage}'; ranking needs two or more: "
             f"run `flatkd train --run {run.path} --modality MODALITY` for the others"
         )
+    runs = [run, *(RunDir(other) for other in seed_runs)]
+    for other in runs[1:]:
+        missing = [m for m in chosen if not other.checkpoint_path(stage, m).is_file()]
+        if missing:
+            raise MissingPrerequisiteError(
+                f"{other.path} has no '{stage}' network for {', '.join(missing)}: every --seed-run needs the "
+                f"modalities ranked ({', '.join(chosen)})"
+            )
     run.set_section(["landscape"], asdict(settings))
     measurements: list[Measurement] = []
-    finals: list[Measurement] = []
-    for modality in chosen:
-        checkpoint = run.existing_checkpoint(stage, modality)
-        network = load_network(run, modality, stage)
-        data = training_subset(run, modality, settings)
-        indices = range(network.num_exits) if exits == "all" else [network.num_exits - 1]
-        for index in indices:
-            measurement = measure_network(
-                SelectExit(network, index), nn.CrossEntropyLoss(), data, settings,
-                modality=modality, exit=index, store=run.flatness_store(modality, index),
-                fingerprint=_sha256(checkpoint), progress=progress,
-            )  # fmt: skip
-            measurements.append(measurement)
-        finals.append(measurements[-1])
+    for label, source in zip(run_labels(runs), runs):
+        for modality in chosen:
+            measurements += _measure(source, label, modality, stage, exits, settings, progress)
+    finals = [m for m in measurements if m.record.exit == _final_exit(measurements, m.record.modality)]
     ranking = rank_modalities([m.record for m in finals], metric)
     with atomic_open(run.flatness_path, "w", encoding="utf-8", newline="") as handle:
         flatness_table([m.record for m in measurements]).to_csv(handle, index=False)
+    with atomic_open(run.flatness_summary_path, "w", encoding="utf-8", newline="") as handle:
+        summary_table(ranking).to_csv(handle, index=False)
     write_chain(run, ranking.chain)
-    written = [run.flatness_path, run.chain_path]
-    curves, floor = density_curves({m.record.modality: m.density for m in finals})
+    written = [run.flatness_path, run.flatness_summary_path, run.chain_path]
+    shown = [m for m in finals if m.record.run == run_labels(runs)[0] and m.record.subset == 0]
+    curves, floor = density_curves({m.record.modality: m.density for m in shown})
     written += save_figure(plot_density(curves, floor=floor), run.figures_dir / "eigen_density.png")
     if settings.surfaces:
-        lines = surface_frame({m.record.modality: m.line for m in finals if m.line is not None})
-        planes = surface_frame({m.record.modality: m.plane for m in finals if m.plane is not None})
+        lines = surface_frame({m.record.modality: m.line for m in shown if m.line is not None})
+        planes = surface_frame({m.record.modality: m.plane for m in shown if m.plane is not None})
         written += save_figure(plot_surfaces(lines, planes), run.figures_dir / "surfaces.png")
     return RunRanking(measurements, ranking, written)
+
+
+def _measure(
+    run: RunDir,
+    label: str,
+    modality: str,
+    stage: str,
+    exits: Literal["final", "all"],
+    settings: FlatnessSettings,
+    progress: ProgressFactory,
+) -> list[Measurement]:
+    """Every requested exit of ``run``'s ``modality`` network on every subset, labelled ``label``."""
+    checkpoint = run.existing_checkpoint(stage, modality)
+    network = load_network(run, modality, stage)
+    fingerprint = _sha256(checkpoint)
+    indices = range(network.num_exits) if exits == "all" else [network.num_exits - 1]
+    measurements = []
+    for subset, data in enumerate(training_subsets(run, modality, settings)):
+        for index in indices:
+            measurement = measure_network(
+                SelectExit(network, index), nn.CrossEntropyLoss(), data, settings, modality=modality, exit=index,
+                subset=subset, store=run.flatness_store(modality, index, subset), fingerprint=fingerprint,
+                progress=progress,
+            )  # fmt: skip
+            measurements.append(replace(measurement, record=replace(measurement.record, run=label)))
+    return measurements
+
+
+def _final_exit(measurements: Sequence[Measurement], modality: str) -> int:
+    return max(m.record.exit for m in measurements if m.record.modality == modality)
 
 
 def _sha256(path: Path) -> str:

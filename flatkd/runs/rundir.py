@@ -59,9 +59,12 @@ class RunDir:
         self.metrics_path = self.path / "metrics.csv"
         self.macs_path = self.path / "macs.json"
         self.flatness_path = self.path / "flatness.csv"
+        self.flatness_summary_path = self.path / "flatness_summary.csv"
         self.chain_path = self.path / "chain.json"
         self.wise_path = self.path / "wise.json"
         self.wise_curves_path = self.path / "wise.csv"
+        self.wise_controls_path = self.path / "wise_controls.csv"
+        self.genkd_controls_path = self.path / "genkd_controls.csv"
         self.distill_table_path = self.path / "distill.csv"
         self.distill_markdown_path = self.path / "distill.md"
         self.report_path = self.path / "report.md"
@@ -97,9 +100,10 @@ class RunDir:
             str(self.path),
         )
 
-    def flatness_store(self, modality: str, exit_index: int) -> Path:
-        """Folder of the partial and finished flatness results of one exit of ``modality``."""
-        return self.path / "flatness" / f"{modality}.exit{exit_index}"
+    def flatness_store(self, modality: str, exit_index: int, subset: int = 0) -> Path:
+        """Folder of the partial and finished flatness results of one exit of ``modality`` on one
+        data subset."""
+        return self.path / "flatness" / f"{modality}.exit{exit_index}" / f"subset{subset}"
 
     def logits_path(self, stage: str, modality: str, split: str) -> Path:
         return self.path / "logits" / stage / f"{modality}.{split}.safetensors"

@@ -9,6 +9,8 @@ A *stage* is one training step of one modality's network; it names the folders i
 ``ic-<method>``     the ICs trained by ``flatkd distill --method <method>`` (e.g. ``ic-pkd``)
 ``genkd-teacher``   the I-frame attention module that teaches generative KD
 ``genkd``           the MV and residual backbones fine-tuned by generative KD
+``genkd-ce``        its control: the same backbones fine-tuned with label CE alone
+``genkd-noteacher`` its control: the attention + CVAE fine-tune without the teacher terms
 ==================  ==========================================================================
 """
 
@@ -24,6 +26,8 @@ class Stage(StrEnum):
     IC_CE = "ic-ce"
     GENKD_TEACHER = "genkd-teacher"
     GENKD = "genkd"
+    GENKD_CE = "genkd-ce"
+    GENKD_NOTEACHER = "genkd-noteacher"
 
 
 #: the stages ``flatkd train`` runs, in order

@@ -4,12 +4,20 @@ Both are rebuilt from what the run directory holds (never appended to), after ev
 ``flatkd distill`` and ``flatkd wise``:
 
 - ``distill.csv``: one row per (method, modality, exit, split) whose logits exist: ``method,
-  stage, modality, exit, exit_name, split, accuracy, clips, seed``. The CE baseline is the
-  ``ic-ce`` stage ``flatkd train`` writes, so it is there from the start.
+  stage, modality, exit, exit_name, split, accuracy, clips, seed``, and for every IC the
+  ``select``-ion mode, the ``selected_epoch`` kept and the ``teacher`` it was trained under at that
+  epoch (:mod:`flatkd.runs.ic_comparisons`). The CE baseline is the ``ic-ce`` stage ``flatkd
+  train`` writes, so it is there from the start.
 - ``distill.md``: test accuracy (%) per modality x exit, one column per method, plus the mean
-  over the internal classifiers; then, when ``wise.json`` exists, one line per WISE variant:
+  over the internal classifiers; the epoch and teacher kept for every IC, each method's budget,
+  and every method against CE (PKD also against own-head KD) IC by IC with paired bootstrap 95%
+  intervals and McNemar p; then, when ``wise.json`` exists, one line per WISE variant:
   accuracy and mean MACs per clip at its threshold tau, the full cascade (every exit), and the
-  best single exit of the cascade with its MACs;
+  best single exit of the cascade with its MACs; and WISE against its controls (late fusion,
+  uniform sum, best exit) with paired 95% intervals and McNemar p;
+- ``genkd_controls.csv`` and the GenKD section of ``distill.md``, once generative KD ran:
+  ``genkd`` against its controls on the student final heads, paired (:mod:`flatkd.runs.genkd_tables`),
+  and the gradient of its teacher terms relative to the task gradient;
 - ``figures/distill_exits.png``: the test accuracy of every exit as bars, one per method.
 """
 
@@ -19,12 +27,14 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from flatkd.distill.wise import WiseResult
+from flatkd.distill.wise import ControlPoint, WiseResult
 from flatkd.fileio import atomic_open, write_text
 from flatkd.modalities import MODALITIES
 from flatkd.models import STAGE_NAMES
 from flatkd.plots import save_figure
 from flatkd.plots.distill import exit_accuracy_figure
+from flatkd.runs.genkd_tables import genkd_markdown, genkd_paired_rows, gradient_ratio_rows
+from flatkd.runs.ic_comparisons import ic_methods_markdown, with_selection
 from flatkd.runs.methods import METHODS
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.training import load_train_config
@@ -50,7 +60,7 @@ def accuracy_rows(run: RunDir) -> pd.DataFrame:
                     rows.append(
                         [method.name, method.stage, modality, index, names[index], split, accuracy, len(labels), config.seed]
                     )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return with_selection(run, pd.DataFrame(rows, columns=COLUMNS))
 
 
 def accuracy_markdown(table: pd.DataFrame, split: str = "test") -> str:
@@ -92,7 +102,44 @@ def wise_markdown(results: Mapping[str, WiseResult]) -> str:
             f" | {_percent(result.step_accuracy[-1])} | {result.step_macs[-1] / 1e6:.2f}"
             f" | {result.order[best]} | {_percent(result.exit_accuracy[best])} | {result.exit_macs[best] / 1e6:.2f} |"
         )
+    with_controls = {tag: r for tag, r in results.items() if r.controls}
+    return "\n".join(lines) + "\n" + (f"\n{wise_controls_markdown(with_controls)}" if with_controls else "")
+
+
+def wise_controls_markdown(results: Mapping[str, WiseResult]) -> str:
+    """Per WISE variant: WISE at its tau, then each control (best single exit, late fusion of the
+    final heads, uniform sum of all exits) with its accuracy, MACs, the paired difference
+    WISE - control and McNemar's p (:class:`flatkd.distill.wise.ControlPoint`)."""
+    clips = next(c.versus_wise.n for r in results.values() for c in r.controls)
+    lines = [
+        f"WISE at its tau against its controls on the test split ({clips} clips): difference WISE - control in"
+        " points with the paired bootstrap 95% interval, exact McNemar p. Late-fusion weights fitted on validation;"
+        " the best single exit is chosen on test.",
+        "",
+        "| variant | point | exits / weights | accuracy | MMACs | WISE - point [95% CI] | McNemar p |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for tag, result in results.items():
+        lines.append(
+            f"| {tag} | WISE at tau {result.tau:g} | {len(result.order)}-step cascade"
+            f" | {_percent(result.at_tau.accuracy)} | {result.at_tau.macs / 1e6:.2f} | | |"
+        )
+        for control in result.controls:
+            paired = control.versus_wise
+            lines.append(
+                f"| {tag} | {control.label} | {_ensemble_weights(control)} | {_percent(control.accuracy)}"
+                f" | {control.macs / 1e6:.2f} | {paired.difference.format(scale=100)} | {paired.p_value:.3g} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _ensemble_weights(control: ControlPoint) -> str:
+    """``mv:3``, ``12 exits, weight 1 each`` or ``iframe:3 0.5, mv:3 0.25, residual:3 0.25``."""
+    if len(control.exits) == 1:
+        return control.exits[0]
+    if set(control.weights) == {1.0}:
+        return f"{len(control.exits)} exits, weight 1 each"
+    return ", ".join(f"{exit_} {weight:.3g}" for exit_, weight in zip(control.exits, control.weights, strict=True))
 
 
 def accuracy_by_exit(table: pd.DataFrame, split: str = "test") -> dict[str, dict[str, list[float]]]:
@@ -115,6 +162,12 @@ def write_tables(run: RunDir, wise: Mapping[str, WiseResult] | None = None) -> p
     with atomic_open(run.distill_table_path, "w", encoding="utf-8", newline="") as handle:
         table.to_csv(handle, index=False)
     text = f"# Distillation results: {run.path.name}\n\n{accuracy_markdown(table)}"
+    text += f"\n{ic_methods_markdown(run, table)}"
+    genkd = genkd_paired_rows(run)
+    if not genkd.empty:
+        with atomic_open(run.genkd_controls_path, "w", encoding="utf-8", newline="") as handle:
+            genkd.to_csv(handle, index=False)
+        text += f"\n{genkd_markdown(genkd, gradient_ratio_rows(run))}"
     if wise:
         text += f"\n{wise_markdown(wise)}"
     write_text(run.distill_markdown_path, text)

@@ -8,8 +8,13 @@ Results are kept per *variant* (the method plus the ablations, e.g. ``pkd``, ``p
 - ``wise.json``: variant -> result (order, weights, operating point, tau sweep, references);
 - ``wise.csv``: the tau sweep of every variant (``variant, method, scaling, lateral, tau,
   accuracy, macs, chosen, exit_fractions``), rebuilt from ``wise.json``;
+- ``wise_controls.csv``: every variant's controls (best single exit, late fusion of the final
+  heads with equal / CoViAR / fitted weights, uniform sum of all exits): ``variant, method,
+  control, label, exits, weights, accuracy, macs, wise_tau, wise_accuracy, wise_macs, n,
+  difference, ci_low, ci_high, wise_only, control_only, mcnemar_p`` (accuracies and the paired
+  difference WISE - control with its bootstrap 95% interval in points), rebuilt from ``wise.json``;
 - ``figures/wise_<method>.png``: accuracy against mean MACs per clip, one curve per variant of the
-  method, every single exit as a point;
+  method, every single exit and every control as a point;
 - ``config.yaml``: the resolved settings under ``wise.<variant>``;
 - ``distill.md``: rebuilt with the WISE lines (:mod:`flatkd.runs.tables`).
 
@@ -34,7 +39,7 @@ from flatkd.modalities import MODALITIES
 from flatkd.plots import save_figure
 from flatkd.plots.distill import wise_tradeoff_figure
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.runs.figure_data import wise_frames, wise_variant_label
+from flatkd.runs.figure_data import wise_control_frame, wise_frames, wise_variant_label
 from flatkd.runs.methods import Method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.tables import write_tables
@@ -101,9 +106,11 @@ def wise_for_run(
     with run.lock():
         results = read_wise_results(run) | {name: result}
         save_wise(run.wise_path, results)
-    written = [run.wise_path, _write_curves(run, results)]
-    curves, exits = wise_frames({wise_variant_label(r): r for tag, r in results.items() if _method_of(tag) == method.name})
-    figure = wise_tradeoff_figure(curves, exits, title=f"WISE on {method.name} exits")
+    written = [run.wise_path, _write_curves(run, results), _write_controls(run, results)]
+    variants = {wise_variant_label(r): r for tag, r in results.items() if _method_of(tag) == method.name}
+    curves, exits = wise_frames(variants)
+    controls = wise_control_frame(variants)
+    figure = wise_tradeoff_figure(curves, exits, title=f"WISE on {method.name} exits", controls=controls)
     written += save_figure(figure, run.figures_dir / f"wise_{method.name}.png")
     write_tables(run, results)
     written += [run.distill_table_path, run.distill_markdown_path]
@@ -133,4 +140,34 @@ def _write_curves(run: RunDir, results: Mapping[str, WiseResult]) -> Path:
     path = run.wise_curves_path
     with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         pd.DataFrame(rows).to_csv(handle, index=False)
+    return path
+
+
+def control_rows(results: Mapping[str, WiseResult]) -> pd.DataFrame:
+    """One row per (variant, control): the table ``wise_controls.csv`` (module docstring)."""
+    rows = [
+        {
+            "variant": tag,
+            "method": _method_of(tag),
+            "control": control.name,
+            "label": control.label,
+            "exits": " ".join(control.exits),
+            "weights": " ".join(f"{w:.4g}" for w in control.weights),
+            "accuracy": control.accuracy,
+            "macs": control.macs,
+            "wise_tau": result.tau,
+            "wise_accuracy": result.at_tau.accuracy,
+            "wise_macs": result.at_tau.macs,
+            **{k: v for k, v in control.versus_wise.row().items() if k not in ("accuracy_a", "accuracy_b")},
+        }
+        for tag, result in results.items()
+        for control in result.controls
+    ]
+    return pd.DataFrame(rows).rename(columns={"a_only": "wise_only", "b_only": "control_only"})
+
+
+def _write_controls(run: RunDir, results: Mapping[str, WiseResult]) -> Path:
+    path = run.wise_controls_path
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        control_rows(results).to_csv(handle, index=False)
     return path

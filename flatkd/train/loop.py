@@ -4,7 +4,8 @@
 :class:`~flatkd.train.steps.LossStep` for a plain loss, generative KD's two-phase step for that
 method) on a :class:`FitSpec`, and per epoch:
 
-1. re-seeds everything from (seed, stage, epoch) and reshuffles (``DistributedSampler``, also for
+1. re-seeds everything from (seed, seed stream, epoch) (the stream is the stage name unless the
+   spec names a shared one) and reshuffles (``DistributedSampler``, also for
    a single process, so 1 and N processes see the same global batches);
 2. trains, once per phase of the step: per batch set the learning rate
    ``lr * lr_mult * factor(epoch * steps + step)``, build the :class:`Batch`, compute the losses
@@ -68,6 +69,8 @@ class FitSpec:
     ``settings``: everything the stage's numbers depend on; recorded in the resume state, and a
     resume with other settings is refused. ``monitor``: exits (negative = from the end) whose
     mean validation accuracy selects the best epoch. ``val_set`` None keeps the last epoch.
+    ``seed_stream``: the name the batch order and the per-epoch seeds derive from, with
+    ``config.seed`` (empty: the stage name); stages that must see the same batches share one.
     """
 
     stage: str
@@ -79,6 +82,7 @@ class FitSpec:
     schedule: ScheduleConfig
     settings: Mapping[str, Any]
     monitor: Sequence[int] = (-1,)
+    seed_stream: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +114,7 @@ def fit(
     called with each epoch's metrics row once it is committed.
     """
     config, stage, modality = spec.config, spec.stage, spec.model.modality
+    stream = spec.seed_stream or stage
     monitor = [range(spec.model.num_exits)[m] for m in spec.monitor]
     per_process = _per_process_batch(config.batch_size, env)
     for module in (step.trained, spec.model, *step.helpers):
@@ -118,7 +123,7 @@ def fit(
         synchronise_batchnorm(step.trained, env)
     state = _restore(files, stage, modality, step, dict(spec.settings), resume)
     sampler = DistributedSampler(
-        spec.train_set, num_replicas=env.world_size, rank=env.rank, seed=derive_seed(config.seed, stage)
+        spec.train_set, num_replicas=env.world_size, rank=env.rank, seed=derive_seed(config.seed, stream)
     )
     if spec.val_set is not None and len(spec.val_set) == 0:  # type: ignore[arg-type]
         raise ConfigError("the validation split is empty: raise --val-fraction (it picks the best epoch)")
@@ -127,7 +132,7 @@ def fit(
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(spec.train_set)} training clips")
     for epoch in range(state.epochs_done, spec.epochs):
         started = time.perf_counter()
-        seed_all(derive_seed(config.seed, stage, epoch))
+        seed_all(derive_seed(config.seed, stream, epoch))
         sampler.set_epoch(epoch)
         for dataset in (spec.train_set, spec.val_set):
             if hasattr(dataset, "set_epoch"):
@@ -138,7 +143,7 @@ def fit(
             sampler=sampler,
             num_workers=config.workers,
             worker_init_fn=worker_init_fn,
-            generator=generator(derive_seed(config.seed, stage, epoch, "loader")),
+            generator=generator(derive_seed(config.seed, stream, epoch, "loader")),
             drop_last=True,
             pin_memory=env.device.type == "cuda",
         )
@@ -183,13 +188,17 @@ def fit_loss(
     monitor: Sequence[int],
     hooks: Sequence[BatchHook] = (),
     columns: Callable[[int], Mapping[str, Any]] | None = None,
+    seed_stream: str = "",
+    settings: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> StageResult:
     """:func:`fit` with a :class:`LossStep`: train ``model``'s trainable part on ``loss`` for
-    ``stage_config``'s epochs, optimiser and schedule (``options``: those of :func:`fit`)."""
+    ``stage_config``'s epochs, optimiser and schedule (``options``: those of :func:`fit`).
+    ``settings``: what else the numbers depend on (e.g. the loss's), added to
+    :func:`stage_settings` so that a resume with other values is refused."""
     spec = FitSpec(
         stage, model, train_set, val_set, config, stage_config.epochs, stage_config.schedule,
-        stage_settings(config, stage_config), tuple(monitor),
+        stage_settings(config, stage_config) | dict(settings or {}), tuple(monitor), seed_stream,
     )  # fmt: skip
     return fit(spec, LossStep(model, loss, stage_config.optim, hooks, columns), files, **options)
 

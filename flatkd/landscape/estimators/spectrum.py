@@ -96,7 +96,7 @@ def shared_spectrum(
         op,
         start,
         max(max_steps, steps),
-        stop=top_k_converged(top_k, tol, min_steps=steps),
+        stop=top_k_converged(top_k, tol, min_steps=steps, dtype=op.dtype),
         progress=progress,
         desc="top eigenvalues + SLQ run 1",
     )

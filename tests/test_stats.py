@@ -1,0 +1,62 @@
+"""flatkd.stats against direct, independent computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from flatkd.stats import compare_paired, mcnemar_p, paired_bootstrap, seed_summary, student_t_quantile
+
+
+def _index_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """The textbook paired bootstrap: resample clip indices, score both methods on the draw."""
+    generator = np.random.default_rng(seed)
+    draws = generator.integers(0, a.size, size=(resamples, a.size))
+    return a[draws].mean(axis=1) - b[draws].mean(axis=1)
+
+
+def test_multinomial_bootstrap_matches_index_resampling() -> None:
+    generator = np.random.default_rng(3)
+    a = generator.random(200) < 0.7
+    b = np.where(generator.random(200) < 0.8, a, ~a)
+    interval = paired_bootstrap(a, b, resamples=20_000, seed=1)
+    direct = np.quantile(_index_bootstrap(a.astype(float), b.astype(float), 20_000, 2), [0.025, 0.975])
+    assert interval.estimate == pytest.approx(a.mean() - b.mean())
+    assert interval.low == pytest.approx(direct[0], abs=0.006)
+    assert interval.high == pytest.approx(direct[1], abs=0.006)
+
+
+def test_identical_methods_give_a_zero_width_interval_and_p_one() -> None:
+    flags = np.array([True, False, True, True])
+    comparison = compare_paired(flags, flags)
+    assert (comparison.difference.low, comparison.difference.high) == (0.0, 0.0)
+    assert comparison.p_value == 1.0 and not comparison.difference.excludes(0.0)
+
+
+def test_mcnemar_matches_the_binomial_sum() -> None:
+    for plus, minus in [(10, 2), (3, 3), (0, 7), (40, 25)]:
+        total = plus + minus
+        tail = sum(math.comb(total, k) for k in range(min(plus, minus) + 1)) / 2**total
+        assert mcnemar_p(plus, minus) == pytest.approx(min(1.0, 2 * tail))
+    assert mcnemar_p(0, 0) == 1.0
+
+
+@pytest.mark.parametrize(("dof", "expected"), [(1, 12.706205), (2, 4.302653), (4, 2.776445), (9, 2.262157), (29, 2.045230)])
+def test_student_t_quantile_matches_tables(dof: int, expected: float) -> None:
+    assert student_t_quantile(0.975, dof) == pytest.approx(expected, abs=1e-5)
+    assert student_t_quantile(0.025, dof) == pytest.approx(-expected, abs=1e-5)
+
+
+def test_seed_summary_interval_and_single_seed() -> None:
+    summary = seed_summary([3.0, 5.0, 4.0, 6.0])
+    half = 3.182446 * np.std([3.0, 5.0, 4.0, 6.0], ddof=1) / 2
+    assert (summary.mean, summary.interval.low, summary.interval.high) == pytest.approx((4.5, 4.5 - half, 4.5 + half), abs=1e-5)
+    single = seed_summary([2.0])
+    assert single.n == 1 and math.isnan(single.sd) and "n=1" in single.format()
+
+
+def test_unpaired_inputs_are_refused() -> None:
+    with pytest.raises(ValueError, match="same clips"):
+        paired_bootstrap([1, 0, 1], [1, 0])
