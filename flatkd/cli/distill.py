@@ -70,8 +70,9 @@ def distill(
       ce            label cross-entropy: the baseline; reuses `flatkd train`'s ic-ce stage
       kd            KD from the network's own final head                     (ic-kd)
       pkd           progressive KD: teachers along RUN/chain.json, sharpest first
-                    (`flatkd rank-modalities` writes it), own head where the chain
-                    puts the network itself                                  (ic-pkd)
+                    (`flatkd rank-modalities` writes it: the measured order where every
+                    pair is resolved, else the paper's MV -> residual -> I-frame), own
+                    head where the chain puts the network itself             (ic-pkd)
       pkd-reversed  ablation: the chain reversed                             (ic-pkd-reversed)
       pkd-iframe    ablation: the I-frame network's head only                (ic-pkd-iframe)
       genkd         generative feature KD from the I-frame network fine-tunes the MV
