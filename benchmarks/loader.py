@@ -145,7 +145,7 @@ def main() -> None:
             generate_synthetic(probe_root, SynthSettings(), jobs=2)
             build_cache(list_videos(probe_root), probe_root / "cache", jobs=2)
             splits = open_dataset(probe_root, val_fraction=0.0)
-            accuracy = modality_probe(splits.train, splits.test, probe_root / "cache", splits.num_classes)
+            accuracy = modality_probe(splits.train, splits.test, probe_root / "cache", splits.num_classes).accuracy()
             scores = " ".join(f"{name} {value:.3f}" for name, value in accuracy.items())
             chance = 1 / splits.num_classes
             print(f"linear probe, default synthetic set, split 1 test: {scores} (chance {chance:.3f})")

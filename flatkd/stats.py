@@ -15,6 +15,10 @@ discordant counts alone: with b clips +1 and c clips -1, ``p = min(1, 2 P(X <= m
 
 Across training seeds a quantity is summarised by its mean and a Student-t interval,
 ``mean ± t_{1-α/2, n-1} · sd / sqrt(n)``.
+
+A single accuracy (k of n clips right) gets the Wilson score interval (Wilson, JASA 1927; Brown,
+Cai & DasGupta, Statist. Sci. 2001 recommend it over the Wald interval for small n):
+``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)`` with ``p = k/n``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ __all__ = [
     "paired_bootstrap",
     "seed_summary",
     "student_t_quantile",
+    "top_class_agreement",
+    "wilson_interval",
 ]
 
 
@@ -225,3 +231,26 @@ def seed_summary(values: Sequence[float], level: float = 0.95) -> SeedSummary:
     sd = float(array.std(ddof=1))
     half = student_t_quantile(1 - (1 - level) / 2, array.size - 1) * sd / math.sqrt(array.size)
     return SeedSummary(int(array.size), mean, sd, Interval(mean, mean - half, mean + half, level))
+
+
+#: the standard normal quantile of 0.975 (a two-sided 95% interval)
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(correct: int, total: int) -> Interval:
+    """The accuracy ``correct / total`` with its Wilson score 95% interval (module docstring)."""
+    if total < 1 or not 0 <= correct <= total:
+        raise ValueError(f"need 0 <= correct <= total and total >= 1, got {correct} of {total}")
+    p, z2 = correct / total, Z_95**2
+    centre = (p + z2 / (2 * total)) / (1 + z2 / total)
+    half = Z_95 * math.sqrt(p * (1 - p) / total + z2 / (4 * total**2)) / (1 + z2 / total)
+    return Interval(estimate=p, low=max(0.0, centre - half), high=min(1.0, centre + half))
+
+
+def top_class_agreement(first: Sequence[int] | np.ndarray, second: Sequence[int] | np.ndarray) -> float:
+    """Fraction of clips on which two classifiers' predicted classes (``[N]`` each) coincide,
+    right or wrong."""
+    a, b = np.asarray(first), np.asarray(second)
+    if a.shape != b.shape or a.ndim != 1 or not a.size:
+        raise ValueError(f"need two equal-length 1-D predictions, got shapes {a.shape} and {b.shape}")
+    return float(np.mean(a == b))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from pathlib import Path
 
@@ -13,8 +14,13 @@ from click.testing import CliRunner
 from flatkd.cli import cli
 from flatkd.data.synth import SynthSettings, class_table, generate_synthetic
 from flatkd.data.synth.build import held_out_groups
+from flatkd.data.synth.render import Knobs, make_scene, render_clip
+from flatkd.data.synth.render_families import FamilyKnobs, member_readings
 from flatkd.errors import ConfigError
 
+#: sha256 of the frames of one clip per class of the 4-class factorial set below, as flatkd 0.1
+#: (commit cc8d44d) rendered them.
+FACTORIAL_DIGEST = "a839350378a4ff3453b9a2ad06517fa5491b27a8bfe98de2d5809b00ceef864a"
 TINY = SynthSettings(classes=4, clips_per_class=4, clips_per_group=2, frames=16, width=64, height=48, seed=3)
 
 
@@ -23,8 +29,8 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("num_classes", [4, 6, 8, 10])
-def test_any_two_factors_identify_the_class_and_no_single_one_does(num_classes: int) -> None:
-    table = class_table(num_classes)
+def test_factorial_any_two_factors_identify_the_class_and_no_single_one_does(num_classes: int) -> None:
+    table = class_table(num_classes, "factorial")
     assert [spec.index for spec in table] == list(range(num_classes))
     assert len({spec.name for spec in table}) == num_classes
     factors = {"appearance": lambda s: s.appearance, "motion": lambda s: s.motion, "cue": lambda s: s.cue}
@@ -37,10 +43,50 @@ def test_any_two_factors_identify_the_class_and_no_single_one_does(num_classes: 
         assert len({(first(s), second(s)) for s in table}) == num_classes
 
 
+@pytest.mark.parametrize("num_classes", [4, 6, 8, 10])
+def test_families_every_modality_sees_the_family_and_the_member(num_classes: int) -> None:
+    table = class_table(num_classes)
+    assert [spec.index for spec in table] == list(range(num_classes))
+    assert len({spec.name for spec in table}) == num_classes
+    families = {}
+    for spec in table:
+        families.setdefault((spec.motion, spec.shape, spec.hue), []).append(spec.member)
+    # motion (MV, residual edges), shape (I-frame, residual edges) and hue (I-frame) name one family
+    assert len(families) == num_classes // 2 == len({s.motion for s in table}) == len({s.shape for s in table})
+    assert all(sorted(members) == [0, 1] for members in families.values())
+
+
+def test_families_member_latent_is_shared_with_private_noise_per_modality() -> None:
+    spec = class_table(4)[1]  # member 1: latent +1
+    knobs = FamilyKnobs.from_difficulty(0.5)
+    rng = np.random.default_rng(0)
+    readings = np.array([list(member_readings(spec, rng, knobs).values()) for _ in range(20000)])
+    assert np.allclose(readings.mean(0), 1.0, atol=0.03)
+    private = np.array(list(knobs.private.values()))
+    assert np.allclose(readings.std(0), np.sqrt(knobs.shared_jitter**2 + private**2), rtol=0.03)
+    # the shared part: covariance of two modalities' readings is the shared variance
+    assert np.cov(readings[:, 0], readings[:, 1])[0, 1] == pytest.approx(knobs.shared_jitter**2, abs=0.01)
+
+
+def test_factorial_design_renders_the_frames_flatkd_0_1_rendered() -> None:
+    """The factorial design is kept so that old results reproduce: its rendered frames (before
+    the encoder, so independent of the FFmpeg build) hash to what flatkd 0.1 rendered."""
+    settings = SynthSettings(**{**TINY.__dict__, "design": "factorial"})
+    knobs = Knobs.from_difficulty(settings.difficulty)
+    digest = hashlib.sha256()
+    for spec in class_table(4, "factorial"):
+        scene = make_scene(np.random.default_rng(np.random.SeedSequence(3, spawn_key=(spec.index, 1))), 64, 48, 16, knobs)
+        rng = np.random.default_rng(np.random.SeedSequence(3, spawn_key=(spec.index, 1, 1)))
+        for frame in render_clip(spec, scene, rng, width=64, height=48, frames=16, knobs=knobs):
+            digest.update(frame.tobytes())
+    assert digest.hexdigest() == FACTORIAL_DIGEST
+
+
 @pytest.mark.parametrize("num_classes", [3, 12, 2])
-def test_unsupported_class_counts_are_refused(num_classes: int) -> None:
+@pytest.mark.parametrize("design", ["families", "factorial"])
+def test_unsupported_class_counts_are_refused(num_classes: int, design: str) -> None:
     with pytest.raises(ConfigError, match="even number of classes"):
-        class_table(num_classes)
+        class_table(num_classes, design)
 
 
 def test_held_out_groups_cover_about_30_percent_and_rotate() -> None:
@@ -48,6 +94,9 @@ def test_held_out_groups_cover_about_30_percent_and_rotate() -> None:
     assert held_out_groups(10, 2) == {4, 5, 6}
     assert held_out_groups(10, 3) == {7, 8, 9}
     assert held_out_groups(2, 1) == {1} and held_out_groups(2, 2) == {2}
+    assert held_out_groups(10, 1, 0.6) == {1, 2, 3, 4, 5, 6}
+    assert held_out_groups(10, 2, 0.6) == {7, 8, 9, 10, 1, 2}, "blocks wrap around"
+    assert held_out_groups(3, 1, 0.9) == {1, 2}, "at least one group trains"
 
 
 def test_same_seed_gives_identical_bytes_in_any_worker_count(tmp_path: Path) -> None:
@@ -131,6 +180,8 @@ def test_cli_refuses_other_settings_in_the_same_directory(tmp_path: Path) -> Non
         ({"frames": 1}, "frames must be >= 2"),
         ({"width": 63}, "even number of pixels"),
         ({"difficulty": 1.5}, r"difficulty must be in \[0, 1\]"),
+        ({"design": "mixed"}, "design must be one of families, factorial"),
+        ({"test_fraction": 1.0}, r"test_fraction must be in \(0, 1\)"),
     ],
 )
 def test_bad_settings_are_one_line_errors(change: dict, message: str) -> None:

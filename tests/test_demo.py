@@ -17,7 +17,11 @@ from flatkd.distill import load_wise
 from flatkd.runs.chain import read_chain
 from flatkd.runs.rundir import RunDir
 
-STEPS = ["data synth", "data cache", "train", "rank-modalities", "distill ce", "distill pkd", "wise", "report", "total"]
+STEPS = [
+    "data synth", "data cache", "train", "rank-modalities", "distill ce", "distill kd", "distill pkd",
+    "distill pkd-paper", "distill pkd-reversed", "wise", "distill genkd", "distill genkd-ce",
+    "distill genkd-noteacher", "report", "total",
+]  # fmt: skip
 
 
 def _digests(run: Path) -> dict[str, str]:
@@ -33,9 +37,14 @@ def test_demo_runs_every_step_into_one_run_directory(demo_run: DemoRun) -> None:
     chain = read_chain(RunDir(run)).order
     assert sorted(chain) == ["iframe", "mv", "residual"]
     table = pd.read_csv(run / "distill.csv")
-    for method in ("ce", "pkd"):
+    for method in ("ce", "kd", "pkd", "pkd-reversed"):
         part = table[(table["method"] == method) & (table["split"] == "test")]
         assert sorted(set(part["modality"])) == ["iframe", "mv", "residual"] and len(part) == 12
+    for method in ("genkd", "genkd-ce", "genkd-noteacher"):  # the I-frame network teaches, untouched
+        part = table[(table["method"] == method) & (table["split"] == "test")]
+        assert sorted(set(part["modality"])) == ["mv", "residual"] and len(part) == 8
+    # pkd-paper runs only where the chain is measured and differs from the papers' order
+    assert ("pkd-paper" in set(table["method"])) == (chain != ("mv", "residual", "iframe"))
     metrics = pd.read_csv(run / "metrics.csv")
     pkd = metrics[metrics["stage"] == "ic-pkd"]
     # three IC epochs, three phases: epoch e of every network learns from chain[e] (its own head
@@ -47,6 +56,7 @@ def test_demo_runs_every_step_into_one_run_directory(demo_run: DemoRun) -> None:
     assert len(wise.order) == 12 and wise.at_tau.macs > 0
     report = (run / "report.md").read_text()
     assert " -> ".join(chain) in report
+    assert "Top-class agreement of the pairs of final heads: iframe-mv" in report
     assert "demo finished" in demo_run.output
 
 

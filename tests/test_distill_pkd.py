@@ -39,6 +39,8 @@ CASES = [
      [(range(0, 50), "own"), (range(50, 100), "residual"), (range(100, 300), "own")]),
     (["mv", "residual", "iframe"], "residual", 300, PKDConfig(variant="pkd-reversed"),
      [(range(0, 50), "iframe"), (range(50, 100), "own"), (range(100, 300), "mv")]),
+    (["iframe", "residual", "mv"], "residual", 300, PKDConfig(variant="pkd-paper"),  # ignores the chain
+     [(range(0, 50), "mv"), (range(50, 100), "own"), (range(100, 300), "iframe")]),
     (["mv", "residual", "iframe"], "iframe", 300, PKDConfig(variant="pkd-reversed", own_head_flattest=True),
      [(range(0, 50), "own"), (range(50, 100), "residual"), (range(100, 300), "mv")]),
     (["residual", "mv", "iframe"], "mv", 10, PKDConfig(phase_starts=(0, 3, 7)),

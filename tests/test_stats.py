@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from flatkd.stats import compare_paired, mcnemar_p, paired_bootstrap, seed_summary, student_t_quantile
+from flatkd.stats import (
+    compare_paired,
+    mcnemar_p,
+    paired_bootstrap,
+    seed_summary,
+    student_t_quantile,
+    wilson_interval,
+)
 
 
 def _index_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, seed: int) -> np.ndarray:
@@ -60,3 +67,14 @@ def test_seed_summary_interval_and_single_seed() -> None:
 def test_unpaired_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="same clips"):
         paired_bootstrap([1, 0, 1], [1, 0])
+
+
+def test_wilson_interval_matches_the_published_values() -> None:
+    # Brown, Cai & DasGupta (2001) / Newcombe (1998) Table I: 8 of 10 -> [0.4902, 0.9433]
+    interval = wilson_interval(8, 10)
+    assert interval.estimate == 0.8
+    assert (round(interval.low, 4), round(interval.high, 4)) == (0.4902, 0.9433)
+    assert wilson_interval(0, 10).low == pytest.approx(0.0) and wilson_interval(10, 10).high == pytest.approx(1.0)
+    # much narrower with many clips: 480 clips at 80% -> about +-3.6 points
+    wide = wilson_interval(384, 480)
+    assert 0.034 < (wide.high - wide.low) / 2 < 0.037

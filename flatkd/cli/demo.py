@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,27 @@ from flatkd.cli.distill import distill, wise
 from flatkd.cli.landscape import rank_modalities
 from flatkd.cli.report import report
 from flatkd.cli.train import train
+from flatkd.data.synth.design import DESIGNS
 from flatkd.fileio import atomic_open
+from flatkd.landscape.chain import PAPER_CHAIN
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
+from flatkd.runs.chain import read_chain
 from flatkd.runs.ic_training import epochs_finished
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
 from flatkd.runs.training import load_train_config
+
+
+#: Per-modality settings of the demo's networks (before --set): motion vectors and residuals train
+#: at a higher learning rate than I-frames, as in CoViAR's and the PKD release's recipes (CoViAR:
+#: Adam, I-frame 3e-4, MV 1e-2, residual 5e-3 from ImageNet weights; here from scratch, scaled
+#: to flatkd's default 2e-3 and chosen on the validation split of data seed 0).
+DEMO_RECIPE: dict[str, tuple[str, ...]] = {
+    "iframe": (),
+    "mv": ("backbone.optim.lr=0.005",),
+    "residual": ("backbone.optim.lr=0.004",),
+}
 
 
 def _trained(run: RunDir) -> bool:
@@ -32,6 +47,15 @@ def _trained(run: RunDir) -> bool:
         m in trained and epochs_finished(run, FINAL_TRAIN_STAGE, m, load_train_config(run, m).ics.epochs)
         for m in MODALITIES
     )
+
+
+def _distill(ctx: click.Context, run: RunDir, method: str, **options: Any) -> None:
+    """``flatkd distill --method METHOD --resume``; ``pkd-paper`` only where it differs from ``pkd``
+    (the chain is measured and not the papers' order)."""
+    if method == "pkd-paper" and read_chain(run).order == PAPER_CHAIN:
+        click.echo("the chain is the papers' order: pkd-paper would repeat pkd, skipped")
+        return
+    ctx.invoke(distill, run_dir=run.path, method=method, resume=True, **options)
 
 
 @click.command()
@@ -52,9 +76,31 @@ def _trained(run: RunDir) -> bool:
     help="Where the synthetic dataset and its cache go.",
 )
 @click.option("--classes", type=click.IntRange(4, 10), default=10, show_default=True, help="Synthetic classes (even).")
-@click.option("--clips-per-class", type=click.IntRange(min=2), default=30, show_default=True)
-@click.option("--frames", type=click.IntRange(min=12), default=48, show_default=True, help="Frames per clip (GOP of 12).")
-@click.option("--size", type=click.IntRange(min=32), default=128, show_default=True, help="Frame size in pixels (square).")
+@click.option(
+    "--design",
+    type=click.Choice(list(DESIGNS)),
+    default="families",
+    show_default=True,
+    help="Class design of the synthetic set (`flatkd data synth --help`).",
+)
+@click.option("--clips-per-class", type=click.IntRange(min=2), default=102, show_default=True)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.6,
+    show_default=True,
+    help="Share of each class's clip groups held out for testing (a large test set: paired intervals of"
+    " about +-4 points).",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.3,
+    show_default=True,
+    help="Share of the training clips carved out for validation.",
+)
+@click.option("--frames", type=click.IntRange(min=12), default=24, show_default=True, help="Frames per clip (GOP of 12).")
+@click.option("--size", type=click.IntRange(min=32), default=96, show_default=True, help="Frame size in pixels (square).")
 @click.option(
     "--preset",
     type=click.Choice(sorted(list_presets())),
@@ -63,7 +109,7 @@ def _trained(run: RunDir) -> bool:
     help="Model preset of the three networks (`paper` on GPUs).",
 )
 @click.option(
-    "--input-size", type=click.IntRange(min=32), default=112, show_default=True, help="Network input size (crops)."
+    "--input-size", type=click.IntRange(min=32), default=80, show_default=True, help="Network input size (crops)."
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Training batch (clips).")
 @click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True, help="Epochs of the backbone stage.")
@@ -72,7 +118,14 @@ def _trained(run: RunDir) -> bool:
     type=click.IntRange(min=1),
     default=6,
     show_default=True,
-    help="Epochs of every IC stage (CE and PKD).",
+    help="Epochs of every IC stage (CE, KD and PKD).",
+)
+@click.option(
+    "--genkd-epochs",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Epochs fine-tuning each generative-KD student (and each of its two controls).",
 )
 @click.option(
     "--set",
@@ -91,7 +144,10 @@ def demo(
     run_dir: Path,
     data_dir: Path,
     classes: int,
+    design: str,
     clips_per_class: int,
+    test_fraction: float,
+    val_fraction: float,
     frames: int,
     size: int,
     preset: str,
@@ -99,6 +155,7 @@ def demo(
     batch_size: int,
     epochs: int,
     ic_epochs: int,
+    genkd_epochs: int,
     overrides: tuple[str, ...],
     data_seed: int,
     seed: int,
@@ -114,27 +171,33 @@ def demo(
       3. train            one multi-exit network per modality (backbone, then CE ICs)
       4. rank-modalities  Hessian spectrum and loss surfaces of each network (--quick) -> chain.json
       5. distill ce       the CE baseline (the ICs `flatkd train` trained)
-      6. distill pkd      progressive KD along the chain
-      7. wise             weighted ensemble of all exits, accuracy vs MACs
-      8. report           RUN/report.md with the tables and figures
+      6. distill kd       the ICs distilled from the network's own final head
+      7. distill pkd      progressive KD along the chain (the measured one where resolved,
+                          else the papers' order); then pkd-paper when the chain differs
+                          from the papers' order, and pkd-reversed
+      8. wise             weighted ensemble of all exits, accuracy vs MACs, beside late fusion
+      9. distill genkd    generative feature KD, then its two controls (genkd-ce, genkd-noteacher)
+     10. report           RUN/report.md with the tables (paired 95% intervals) and figures
 
     Running it again continues what is unfinished and keeps what is done (use the same options,
-    or another --run/--data). The defaults take about 5 minutes on 2 CPU cores; the sizes are
-    options, e.g. on a GPU:
+    or another --run/--data). The defaults (1020 clips of 24 frames at 96 px, 612 of them for
+    testing) take about 8 minutes on 2 CPU cores; the sizes are options, e.g. on a GPU:
 
     \b
-      flatkd demo --run runs/demo-gpu --data data/demo-gpu --clips-per-class 60 \\
-          --frames 48 --size 128 --epochs 30 --ic-epochs 15 --device cuda
+      flatkd demo --run runs/demo-gpu --data data/demo-gpu --clips-per-class 150 \\
+          --frames 48 --size 128 --input-size 112 --epochs 30 --ic-epochs 15 --device cuda
 
-    Each step's time goes to RUN/demo_steps.csv.
+    flatkd 0.1's demo (factorial design):  --design factorial --clips-per-class 30 --test-fraction 0.3
+    --val-fraction 0.15 --frames 48 --size 128 --input-size 112. Each step's time goes to
+    RUN/demo_steps.csv.
     """
     run = RunDir(run_dir)
     steps: list[tuple[str, Callable[[], Any]]] = [
         (
             "data synth",
             lambda: ctx.invoke(
-                synth, out=data_dir, classes=classes, clips_per_class=clips_per_class,
-                frames=frames, size=str(size), seed=data_seed, jobs=jobs,
+                synth, out=data_dir, classes=classes, design=design, clips_per_class=clips_per_class,
+                test_fraction=test_fraction, frames=frames, size=str(size), seed=data_seed, jobs=jobs,
             ),
         ),  # fmt: skip
         ("data cache", lambda: ctx.invoke(cache, dataset_dir=data_dir, size=size, jobs=jobs)),
@@ -142,16 +205,26 @@ def demo(
             "train",
             lambda: None
             if _trained(run)
-            else ctx.invoke(
-                train, data_dir=data_dir, modalities=MODALITIES, run_dir=run_dir, preset=preset,
-                epochs=epochs, ic_epochs=ic_epochs, batch_size=batch_size, seed=seed, device=device,
-                overrides=(f"input_size={input_size}", *overrides), resume=True,
-            ),
+            else [
+                ctx.invoke(
+                    train, data_dir=data_dir, val_fraction=val_fraction, modalities=(modality,), run_dir=run_dir,
+                    preset=preset, epochs=epochs, ic_epochs=ic_epochs, batch_size=batch_size, seed=seed,
+                    device=device, resume=True,
+                    overrides=(f"input_size={input_size}", *DEMO_RECIPE[modality], *overrides),
+                )
+                for modality in MODALITIES
+            ],
         ),  # fmt: skip
         ("rank-modalities", lambda: ctx.invoke(rank_modalities, run_dir=run_dir, quick=True)),
-        ("distill ce", lambda: ctx.invoke(distill, run_dir=run_dir, method="ce", resume=True)),
-        ("distill pkd", lambda: ctx.invoke(distill, run_dir=run_dir, method="pkd", resume=True)),
+        *[
+            (f"distill {method}", partial(_distill, ctx, run, method))
+            for method in ("ce", "kd", "pkd", "pkd-paper", "pkd-reversed")
+        ],
         ("wise", lambda: ctx.invoke(wise, run_dir=run_dir, method="pkd")),
+        *[
+            (f"distill {method}", partial(_distill, ctx, run, method, genkd_epochs=genkd_epochs))
+            for method in ("genkd", "genkd-ce", "genkd-noteacher")
+        ],
         ("report", lambda: ctx.invoke(report, run_dir=run_dir)),
     ]
     timings = []

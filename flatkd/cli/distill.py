@@ -29,7 +29,7 @@ from flatkd.train import init_from_env
     "--method",
     type=click.Choice(list(METHODS)),
     required=True,
-    help="ce | kd | pkd | pkd-reversed | pkd-iframe | genkd | genkd-ce | genkd-noteacher | pkd+genkd (see above).",
+    help=f"{' | '.join(METHODS)} (see above).",
 )
 @click.option(
     "--modality",
@@ -73,6 +73,8 @@ def distill(
                     (`flatkd rank-modalities` writes it: the measured order where every
                     pair is resolved, else the paper's MV -> residual -> I-frame), own
                     head where the chain puts the network itself             (ic-pkd)
+      pkd-paper     control: PKD along the papers' MV -> residual -> I-frame,
+                    whatever chain.json says                               (ic-pkd-paper)
       pkd-reversed  ablation: the chain reversed                             (ic-pkd-reversed)
       pkd-iframe    ablation: the I-frame network's head only                (ic-pkd-iframe)
       genkd         generative feature KD from the I-frame network fine-tunes the MV

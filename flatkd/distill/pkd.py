@@ -15,6 +15,8 @@ until the next one starts (the release: epochs 0-49, 50-99, 100-299 of 300).
 Variants (``PKDConfig.variant``):
 
 - ``pkd``: the chain order;
+- ``pkd-paper``: the papers' order MV -> residual -> I-frame (:data:`~flatkd.landscape.chain.PAPER_CHAIN`),
+  whatever the measured chain says (the control of a measured chain that differs from it);
 - ``pkd-reversed``: the chain reversed (flattest first; the release's "anticurriculum");
 - ``pkd-iframe``: one phase, the I-frame network's head only (the release's single-teacher run);
 - ``kd``: one phase, the student network's own final head (plain self-distillation of the ICs);
@@ -45,10 +47,10 @@ import torch.nn.functional as F
 
 from flatkd.distill.kd import KDLoss
 from flatkd.errors import ConfigError
-from flatkd.landscape.chain import Chain
+from flatkd.landscape.chain import PAPER_CHAIN, Chain
 from flatkd.modalities import MODALITIES
 
-Variant = Literal["ce", "kd", "pkd", "pkd-reversed", "pkd-iframe"]
+Variant = Literal["ce", "kd", "pkd", "pkd-paper", "pkd-reversed", "pkd-iframe"]
 
 #: The release's non-final phases each last this fraction of training (50 of 300 epochs).
 RELEASE_PHASE_FRACTION = 1 / 6
@@ -115,7 +117,8 @@ def build_schedule(chain: Sequence[str], student: str, epochs: int, config: PKDC
         return PKDSchedule(student, (Teacher(student, True),), (0,))
     if config.variant == "pkd-iframe":
         return PKDSchedule(student, (Teacher("iframe", student == "iframe"),), (0,))
-    teachers = [Teacher(m, m == student) for m in Chain(tuple(chain)).order]
+    order = PAPER_CHAIN if config.variant == "pkd-paper" else Chain(tuple(chain)).order
+    teachers = [Teacher(m, m == student) for m in order]
     if config.own_head_flattest:
         teachers[-1] = Teacher(student, True)
     if config.variant == "pkd-reversed":

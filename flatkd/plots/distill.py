@@ -25,6 +25,7 @@ METHOD_LABELS = {
     "ce": "CE",
     "kd": "KD",
     "pkd": "PKD",
+    "pkd-paper": "PKD (paper order)",
     "pkd-reversed": "PKD (reversed chain)",
     "pkd-iframe": "PKD (I-frame teacher)",
     "genkd": "GenKD",

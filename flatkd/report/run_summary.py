@@ -4,6 +4,7 @@ then the internal classifiers with CE, backbone frozen)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -15,9 +16,11 @@ from flatkd.fileio import read_json
 from flatkd.modalities import MODALITIES
 from flatkd.report.markdown import number, percent, table, todo
 from flatkd.runs.data_source import DataSource, resolve_data_source
+from flatkd.runs.heads import final_heads
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import TRAIN_STAGES, Stage
 from flatkd.runs.training import load_train_config
+from flatkd.stats import wilson_interval
 
 
 def trained_modalities(run: RunDir) -> list[str]:
@@ -91,14 +94,35 @@ def _exit_table(run: RunDir, accuracy: pd.DataFrame, modalities: list[str]) -> s
         cells = own.pivot_table(index=["exit", "exit_name"], columns="split", values="accuracy")
         for (index, name), values in cells.iterrows():
             cost = macs.get(modality, [])
+            test = values.get("test")
+            clips = int(own.loc[own["split"] == "test", "clips"].iloc[0]) if test is not None else 0
+            interval = wilson_interval(round(test * clips), clips) if clips and math.isfinite(test) else None
             rows.append(
-                [modality, f"{index} {name}", percent(values.get("val")), percent(values.get("test")),
+                [modality, f"{index} {name}", percent(values.get("val")), percent(test),
+                 f"{percent(interval.low)}–{percent(interval.high)}" if interval else "–",
                  f"{cost[index] / 1e6:.2f}" if index < len(cost) else "–"]
             )  # fmt: skip
-    text = "Accuracy (%) of every exit after training (stage ic-ce) and MACs per clip of the path to it.\n\n"
+    text = (
+        "Accuracy (%) of every exit after training (stage ic-ce), the test accuracy's Wilson 95% interval, and"
+        " MACs per clip of the path to it.\n\n"
+    )
     if rows:
-        text += table(["modality", "exit", "validation", "test", "MMACs"], rows, numeric_from=2)
+        text += table(["modality", "exit", "validation", "test", "test 95% CI", "MMACs"], rows, numeric_from=2)
+    if rows and not notes:
+        text += "\n" + _heads_table(final_heads(run))
     return text + "".join(f"\n{note}" for note in notes)
+
+
+def _heads_table(heads: pd.DataFrame) -> str:
+    """The final heads, their equal late fusion and pairwise top-class agreement (:mod:`flatkd.runs.heads`)."""
+    accuracy = heads[heads["ci_low"].notna()]
+    agreement = heads[heads["ci_low"].isna()]
+    cells = [f"{r.what} {percent(r.value)} [{percent(r.ci_low)}, {percent(r.ci_high)}]" for r in accuracy.itertuples()]
+    pairs = [f"{r.what} {percent(r.value)}" for r in agreement.itertuples()]
+    return (
+        f"Final heads on test ({int(heads['clips'].iloc[0])} clips; fused = equal late fusion): {', '.join(cells)}."
+        f" Top-class agreement of the pairs of final heads: {', '.join(pairs)}.\n"
+    )
 
 
 def _describe_dataset(source: DataSource) -> str:
@@ -106,7 +130,8 @@ def _describe_dataset(source: DataSource) -> str:
     if (root / SETTINGS_FILE).is_file():
         settings = read_json(root / SETTINGS_FILE)
         return (
-            f"synthetic (`flatkd data synth`: {settings.get('clips_per_class', '?')} clips per class,"
+            f"synthetic (`flatkd data synth`, design {settings.get('design', 'factorial')}:"
+            f" {settings.get('clips_per_class', '?')} clips per class,"
             f" {settings.get('frames', '?')} frames of {settings.get('width', '?')}x{settings.get('height', '?')} px,"
             f" difficulty {settings.get('difficulty', '?')}, seed {settings.get('seed', '?')}) in `{root}`"
         )

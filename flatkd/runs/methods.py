@@ -7,6 +7,8 @@ method          internal classifiers (ICs) of every network, backbone frozen  st
                 ``flatkd train`` runs, reused when its settings match)
 ``kd``          KD from the network's own final head                          ``ic-kd``
 ``pkd``         PKD along ``chain.json``, sharpest teacher first              ``ic-pkd``
+``pkd-paper``   PKD along the papers' order MV -> residual -> I-frame         ``ic-pkd-paper``
+                (the control of a measured chain)
 ``pkd-reversed`` PKD along the reversed chain (ablation)                      ``ic-pkd-reversed``
 ``pkd-iframe``  KD from the I-frame network's head only (ablation)            ``ic-pkd-iframe``
 ``genkd``       label CE, on MV/residual backbones fine-tuned by              ``genkd-teacher``,
@@ -106,6 +108,7 @@ METHODS: dict[str, Method] = {
         Method("ce", "ce"),
         Method("kd", "kd"),
         Method("pkd", "pkd"),
+        Method("pkd-paper", "pkd-paper"),
         Method("pkd-reversed", "pkd-reversed"),
         Method("pkd-iframe", "pkd-iframe"),
         Method("genkd", "ce", Stage.GENKD),

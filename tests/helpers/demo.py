@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-#: `flatkd demo` at test size: 4 classes, 36 clips of 26 frames at 48 px, 2 segments of 32 px,
-#: one backbone epoch and three IC epochs (PKD along a three-network chain needs three).
+#: `flatkd demo` at test size: 4 classes, 36 clips of 26 frames at 48 px (a third of the groups
+#: for testing), 2 segments of 32 px, one backbone epoch, three IC epochs (PKD along a
+#: three-network chain needs three) and one generative-KD epoch.
 TINY_DEMO = [
-    "--classes", "4", "--clips-per-class", "9", "--frames", "26", "--size", "48",
-    "--input-size", "32", "--batch-size", "4", "--epochs", "1", "--ic-epochs", "3",
+    "--classes", "4", "--clips-per-class", "9", "--test-fraction", "0.3", "--val-fraction", "0.15",
+    "--frames", "26", "--size", "48", "--input-size", "32", "--batch-size", "4", "--epochs", "1",
+    "--ic-epochs", "3", "--genkd-epochs", "1",
     "--set", "num_segments=2", "--set", "workers=0", "--jobs", "1",
 ]  # fmt: skip
 

@@ -8,9 +8,9 @@ Layout (the same loader serves it and UCF-101)::
     DIR/splits/trainlist0{1,2,3}.txt                 "<Class>/v_..._gGG_cCC.avi <label>"
     DIR/splits/testlist0{1,2,3}.txt                  "<Class>/v_..._gGG_cCC.avi"
 
-Each split holds out a block of about 30% of the groups of every class for testing (UCF-101's
-splits hold out groups 1-7, 8-14 and 15-21 of 25); the blocks of splits 1, 2 and 3 follow each
-other.
+Each split holds out a block of ``test_fraction`` (default 30%) of the groups of every class for
+testing (UCF-101's splits hold out groups 1-7, 8-14 and 15-21 of 25); the blocks of splits 1, 2
+and 3 follow each other (cyclically).
 
 Determinism: a group's scene is drawn from ``SeedSequence(seed, spawn_key=(class, group))`` and a
 clip from ``SeedSequence(seed, spawn_key=(class, group, clip))``, so every file depends only on
@@ -28,6 +28,7 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,9 @@ import numpy as np
 from flatkd.codec.encode import EncodeSettings, encode_frames
 from flatkd.data.claim import claim_directory
 from flatkd.data.parallel import run_jobs
-from flatkd.data.synth.design import ClassSpec, class_table
+from flatkd.data.synth.design import DESIGNS, ClassSpec, class_table
 from flatkd.data.synth.render import Knobs, make_scene, render_clip
+from flatkd.data.synth.render_families import FamilyKnobs, render_family_clip
 from flatkd.errors import ConfigError
 from flatkd.fileio import write_text
 from flatkd.progress import ProgressFactory, no_progress
@@ -45,7 +47,6 @@ log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "synth.json"
 NUM_SPLITS = 3
-TEST_GROUP_FRACTION = 0.3
 SUFFIXES = (".avi", ".mp4")
 
 
@@ -55,6 +56,8 @@ class SynthSettings:
 
     Attributes:
         classes: number of classes (even, 4 to 10; see :mod:`flatkd.data.synth.design`).
+        design: ``families`` (default; modalities that each see most of the class) or
+            ``factorial`` (flatkd 0.1's design: each modality sees one factor).
         clips_per_class: clips of each class.
         clips_per_group: clips sharing a scene (a UCF-style group ``gNN``).
         frames: frames per clip (a GOP is 12 frames).
@@ -62,9 +65,11 @@ class SynthSettings:
         difficulty: 0 (clean) to 1 (hard): noise, clutter, camera pan, hue jitter, weaker cues.
         seed: the same seed gives byte-identical files.
         suffix: container, ``.avi`` or ``.mp4``.
+        test_fraction: share of every class's groups each split holds out for testing.
     """
 
     classes: int = 10
+    design: str = "families"
     clips_per_class: int = 30
     clips_per_group: int = 3
     frames: int = 48
@@ -73,9 +78,14 @@ class SynthSettings:
     difficulty: float = 0.5
     seed: int = 0
     suffix: str = ".avi"
+    test_fraction: float = 0.3
 
     def __post_init__(self) -> None:
-        class_table(self.classes)  # validates the class count
+        if self.design not in DESIGNS:
+            raise ConfigError(f"design must be one of {', '.join(DESIGNS)}, got {self.design!r}")
+        class_table(self.classes, self.design)  # validates the class count
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.clips_per_group < 1:
             raise ConfigError(f"clips_per_group must be >= 1, got {self.clips_per_group}")
         if self.groups < 2:
@@ -104,9 +114,10 @@ def clip_name(spec: ClassSpec, group: int, clip: int, suffix: str) -> str:
     return f"{spec.name}/v_{spec.name}_g{group:02d}_c{clip:02d}{suffix}"
 
 
-def held_out_groups(groups: int, split: int) -> set[int]:
-    """The 1-based groups held out for testing in ``split`` (1, 2 or 3)."""
-    block = max(1, round(groups * TEST_GROUP_FRACTION))
+def held_out_groups(groups: int, split: int, fraction: float = 0.3) -> set[int]:
+    """The 1-based groups held out for testing in ``split`` (1, 2 or 3): a block of ``fraction``
+    of them (at least one, and at least one left for training)."""
+    block = min(groups - 1, max(1, round(groups * fraction)))
     return {((split - 1) * block + i) % groups + 1 for i in range(block)}
 
 
@@ -118,10 +129,15 @@ def _group_clips(settings: SynthSettings, group: int) -> list[int]:
 
 def _write_group(settings: SynthSettings, videos: Path, class_index: int, group: int) -> int:
     """Render and encode the missing clips of one group; returns how many clips it holds."""
-    spec = class_table(settings.classes)[class_index]
+    spec = class_table(settings.classes, settings.design)[class_index]
     knobs = Knobs.from_difficulty(settings.difficulty)
     scene_rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(class_index, group)))
     scene = make_scene(scene_rng, settings.width, settings.height, settings.frames, knobs)
+    if settings.design == "families":
+        family_knobs = FamilyKnobs.from_difficulty(settings.difficulty)
+        render = partial(render_family_clip, knobs=family_knobs)
+    else:
+        render = partial(render_clip, knobs=knobs)
     encode = EncodeSettings(width=settings.width, height=settings.height)
     clips = _group_clips(settings, group)
     for clip in clips:
@@ -129,25 +145,20 @@ def _write_group(settings: SynthSettings, videos: Path, class_index: int, group:
         if path.exists():
             continue
         seed = np.random.SeedSequence(settings.seed, spawn_key=(class_index, group, clip))
-        frames = render_clip(
-            spec,
-            scene,
-            np.random.default_rng(seed),
-            width=settings.width,
-            height=settings.height,
+        frames = render(
+            spec, scene, np.random.default_rng(seed), width=settings.width, height=settings.height,
             frames=settings.frames,
-            knobs=knobs,
-        )
+        )  # fmt: skip
         encode_frames(frames, path, encode)
     return len(clips)
 
 
 def _write_splits(settings: SynthSettings, out: Path) -> None:
-    table = class_table(settings.classes)
+    table = class_table(settings.classes, settings.design)
     splits = out / "splits"
     write_text(splits / "classInd.txt", "".join(f"{spec.index + 1} {spec.name}\n" for spec in table))
     for split in range(1, NUM_SPLITS + 1):
-        held_out = held_out_groups(settings.groups, split)
+        held_out = held_out_groups(settings.groups, split, settings.test_fraction)
         train, test = [], []
         for spec in table:
             for group in range(1, settings.groups + 1):

@@ -1,8 +1,46 @@
-"""The class design of the synthetic compressed-action dataset.
+"""The class designs of the synthetic compressed-action dataset.
 
 Every clip shows one textured, greyish object (the "actor") moving in a cluttered scene filmed by
-a panning camera, next to two coloured landmarks fixed in the scene. A class is fixed by three
-factors, each of which one modality of the compressed stream sees best:
+a panning camera, next to two coloured landmarks fixed in the scene. Two class designs exist:
+
+``families`` (the default): shaped like real compressed video
+=============================================================
+
+On UCF-101 each of CoViAR's three networks sees most of the class (I-frame 87%, MV 70%, residual
+80%, fused 90.5%) and they disagree on a minority of clips; the ``families`` design has that
+information structure. ``N`` classes (even, 4 to 10) are ``N / 2`` *families* of two *members*:
+
+* the **family** is visible to every modality: its motion pattern (``Slide``, ``Rise``, ``Spin``,
+  ``Pulse``, ``Orbit``; seen by motion vectors, and by residuals at the moving edges), its actor
+  shape (disc, square, diamond, ellipse, cross; seen in I-frames and as residual edges) and the
+  hue of its landmarks (Red, Lime, Jade, Azure, Violet; I-frames);
+* the **member** (``Calm`` or ``Brisk``) is expressed redundantly, at a different strength in
+  each modality, through one latent per clip, ``x = ±1 + shared_jitter * e`` (member 0: -1,
+  member 1: +1; ``e`` standard normal, the same for all modalities: an ambiguous clip is ambiguous
+  for all of them, as a blurry or half-visible action is in real video): the landmarks' shade
+  (value ``0.72 + 0.2 * x_I``: deep for Calm, pale for Brisk; I-frames), the actor's speed
+  (``x 2^(0.75 x_M)``: slow or fast; motion vectors) and a flicker of its grey shading (amplitude
+  ``∝ max(0, (1 + x_R) / 2)``: steady or flickering; residuals, as block motion cannot explain a
+  brightness change). ``x_I, x_M, x_R`` are ``x`` plus independent noise of a modality-specific
+  size (``Knobs``): this private part is what late fusion gains from;
+* **nuisances shared by the modalities**: actor scale (per group and per clip), a speed jitter,
+  camera pans, a static occluder hiding part of the scene in some clips, clutter, sensor noise.
+
+So every modality can in principle name the class, and a cross-modal teacher carries information
+about the student's class: what knowledge distillation between modality networks needs.
+
+Measured (``analyses/seed_study.py``: the demo's 1020 clips, difficulty 0.5, `cpu-tiny` at 80 px,
+600 test clips; 4 runs over training seeds 0-2 and data seeds 0-1): final heads I-frame 79.0%,
+MV 37.3%, residual 50.8%, equal late fusion 83.8% (chance 10%); top-class agreement of the pairs
+32-44%. The I-frame and fusion targets (about 80% and 85-90%, the UCF-101 pattern) are met; MV
+and residual (targets about 55% and 65%) and the agreement (target >= 60%) are not: the small
+networks recognise the member well (66-79% given the family) but confuse motion families (Spin
+with Pulse above all), which the 16 x 16 macroblock vectors of a small actor barely separate.
+
+``factorial`` (``--design factorial``; the design of flatkd ≤ 0.1, kept so old results reproduce)
+===================================================================================================
+
+A class is fixed by three factors, each of which one modality of the compressed stream sees best:
 
 * **appearance** (I-frames): the hue family of the landmarks (Red, Lime, Jade, Azure, Violet;
   jittered per clip), scene context like a pool or a lawn in UCF-101. They are static in the
@@ -17,39 +55,34 @@ factors, each of which one modality of the compressed stream sees best:
   at random every frame) or ``Ripple`` (a brightness band sweeping across the actor, where the
   others' bands stay put). A single frame does not show which cue is running.
 
-With ``N`` classes (even, 4 to 10) each factor has ``L = N / 2`` levels, assigned to class ``c`` as
+With ``N`` classes each factor has ``L = N / 2`` levels, assigned to class ``c`` as
 
     appearance = c // 2,    motion = ((c + 1) // 2) mod L,    cue = c mod L.
 
 Each level of each factor is shared by exactly two classes, and the three pairings differ (the
 appearance pairs are {0,1}, {2,3}, ..., the motion pairs {1,2}, {3,4}, ..., {N-1,0}, the cue pairs
 {c, c+L}). So any single modality can at best narrow a clip down to two classes (at most 50%
-accuracy against a chance level of 1/N), while any two modalities together identify the class:
-each modality carries information and none suffices. Leaks between modalities are kept small on
-purpose: the hue sits on static landmarks (not on anything that moves), shading changes are grey
-(residuals of them carry no hue), the actor's luma is drawn independently of anything else, and
-the actor moves by whole pixels so that translations compensate exactly. Scene clutter (pastel
-shapes), camera pans, sensor noise and per-clip jitter of every parameter make each factor
-imperfect on its own; the ``difficulty`` setting (0 = clean, 1 = hard) scales them.
+accuracy against a chance level of 1/N), while any two modalities together identify the class.
+Measured: the final heads of two modality networks agreed on their top class on only 21-34% of
+the clips and single-teacher KD lowered IC accuracy by up to 21 points: the design forbids
+cross-modal distillation, which is why ``families`` replaced it.
 
-Measured with the linear probe of :mod:`flatkd.data.sanity` on the default set (10 classes, 30
-clips each, difficulty 0.5, split 1 test list; seeds 0, 1, 2): I-frames 30-44%, motion vectors
-40-48%, residuals 46-50%, the three fused (late fusion) 72-79%, chance 10%. Networks trained on
-each modality see more than this probe; what leaks between modalities (residuals do show motion
-boundaries, motion vectors react to some cues) lets a single modality pass 50%, but not the fused
-accuracy.
+Leaks between modalities are kept small in both designs: the hue sits on static landmarks (not on
+anything that moves), shading changes are grey (residuals of them carry no hue), the actor's luma
+is drawn independently of anything else, and the actor moves by whole pixels so that translations
+compensate exactly. The ``difficulty`` setting (0 = clean, 1 = hard) scales the nuisances.
 
 Clips come in groups of a few (like UCF-101's ``gNN`` groups, which share actor and scene): the
-clips of a group share the background scene and the object's shape and size, so a train/test or
+clips of a group share the background scene and the actor's size, so a train/test or
 train/validation split must keep groups together.
 
 For ``N = 10`` the classes are::
 
-     0 RedSlideSteady      5 JadePulseSteady
-     1 RedRiseFlicker      6 AzurePulseFlicker
-     2 LimeRiseWobble      7 AzureOrbitWobble
-     3 LimeSpinSparkle     8 VioletOrbitSparkle
-     4 JadeSpinRipple      9 VioletSlideRipple
+    families:  0 SlideCalm  1 SlideBrisk  2 RiseCalm  3 RiseBrisk  4 SpinCalm
+               5 SpinBrisk  6 PulseCalm   7 PulseBrisk 8 OrbitCalm 9 OrbitBrisk
+    factorial: 0 RedSlideSteady   1 RedRiseFlicker   2 LimeRiseWobble  3 LimeSpinSparkle
+               4 JadeSpinRipple   5 JadePulseSteady  6 AzurePulseFlicker  7 AzureOrbitWobble
+               8 VioletOrbitSparkle  9 VioletSlideRipple
 """
 
 from __future__ import annotations
@@ -58,7 +91,7 @@ from dataclasses import dataclass
 
 from flatkd.errors import ConfigError
 
-#: Appearance levels: name and base hue in degrees (72 degrees apart).
+#: Landmark hue families: name and base hue in degrees (72 degrees apart).
 APPEARANCES: tuple[tuple[str, float], ...] = (
     ("Red", 0.0),
     ("Lime", 72.0),
@@ -68,45 +101,88 @@ APPEARANCES: tuple[tuple[str, float], ...] = (
 )
 MOTIONS: tuple[str, ...] = ("Slide", "Rise", "Spin", "Pulse", "Orbit")
 CUES: tuple[str, ...] = ("Steady", "Flicker", "Wobble", "Sparkle", "Ripple")
+#: The actor shape of each family of the ``families`` design.
+FAMILY_SHAPES: tuple[str, ...] = ("disc", "square", "diamond", "ellipse", "cross")
+#: The two members of a family (latent ``x`` = -1 and +1).
+MEMBERS: tuple[str, ...] = ("Calm", "Brisk")
 
+DESIGNS: tuple[str, ...] = ("families", "factorial")
 MIN_CLASSES = 4
 MAX_CLASSES = 2 * len(MOTIONS)
 
 
 @dataclass(frozen=True)
 class ClassSpec:
-    """One synthetic class: its index, name and the level of each factor."""
+    """One synthetic class: its index and what each modality sees of it.
+
+    ``family`` indexes motion, hue and (``families`` design) shape; ``member`` is 0 or 1 in the
+    ``families`` design and ``None`` in ``factorial``, where ``cue`` is the residual cue and the
+    actor's shape belongs to the group's scene (``shape`` ``None``)."""
 
     index: int
+    name: str
+    design: str
     appearance: str
     hue: float
     motion: str
-    cue: str
-
-    @property
-    def name(self) -> str:
-        """CamelCase class name, e.g. ``RedSlideSteady`` (UCF-101 style, no separators)."""
-        return f"{self.appearance}{self.motion}{self.cue}"
+    cue: str | None = None
+    shape: str | None = None
+    member: int | None = None
 
 
-def class_table(num_classes: int) -> list[ClassSpec]:
-    """The ``num_classes`` classes of the design above, in label order."""
+def _check_classes(num_classes: int) -> None:
     if num_classes % 2 or not MIN_CLASSES <= num_classes <= MAX_CLASSES:
         raise ConfigError(
             f"the synthetic set needs an even number of classes from {MIN_CLASSES} to {MAX_CLASSES}, "
             f"got {num_classes}"
         )
+
+
+def _families_table(num_classes: int) -> list[ClassSpec]:
+    table = []
+    for c in range(num_classes):
+        family, member = divmod(c, len(MEMBERS))
+        appearance, hue = APPEARANCES[family]
+        table.append(
+            ClassSpec(
+                index=c,
+                name=f"{MOTIONS[family]}{MEMBERS[member]}",
+                design="families",
+                appearance=appearance,
+                hue=hue,
+                motion=MOTIONS[family],
+                shape=FAMILY_SHAPES[family],
+                member=member,
+            )
+        )
+    return table
+
+
+def _factorial_table(num_classes: int) -> list[ClassSpec]:
     levels = num_classes // 2
     table = []
     for c in range(num_classes):
         appearance, hue = APPEARANCES[c // 2]
+        motion, cue = MOTIONS[((c + 1) // 2) % levels], CUES[c % levels]
         table.append(
             ClassSpec(
                 index=c,
+                name=f"{appearance}{motion}{cue}",
+                design="factorial",
                 appearance=appearance,
                 hue=hue,
-                motion=MOTIONS[((c + 1) // 2) % levels],
-                cue=CUES[c % levels],
+                motion=motion,
+                cue=cue,
             )
         )
     return table
+
+
+def class_table(num_classes: int, design: str = "families") -> list[ClassSpec]:
+    """The ``num_classes`` classes of ``design`` (module docstring), in label order."""
+    _check_classes(num_classes)
+    if design == "families":
+        return _families_table(num_classes)
+    if design == "factorial":
+        return _factorial_table(num_classes)
+    raise ConfigError(f"unknown synthetic design {design!r}: expected one of {', '.join(DESIGNS)}")

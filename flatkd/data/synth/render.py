@@ -23,7 +23,7 @@ is added to every frame.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,6 +112,9 @@ def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return 0.82 - np.maximum(np.abs(u), np.abs(v))
     if shape == "diamond":
         return (1.15 - np.abs(u) - np.abs(v)) / math.sqrt(2.0)
+    if shape == "cross":
+        au, av = np.abs(u), np.abs(v)
+        return np.maximum(np.minimum(0.36 - au, 0.95 - av), np.minimum(0.36 - av, 0.95 - au))
     return 0.65 * (1.0 - np.sqrt(u * u + (v / 0.65) ** 2))
 
 
@@ -175,8 +178,18 @@ class Trajectory:
 
 
 def _trajectory(
-    motion: str, rng: np.random.Generator, radius: float, width: int, height: int, frames: int, knobs: Knobs
+    motion: str,
+    rng: np.random.Generator,
+    radius: float,
+    width: int,
+    height: int,
+    frames: int,
+    knobs: Knobs,
+    rate: Callable[[float, float], float] | None = None,
 ) -> Trajectory:
+    """The object's path for ``motion`` at ``knobs.speed``; ``rate(low, high)`` draws each rate
+    (pixels, degrees per frame, orbit radius) from its range (default: uniformly)."""
+    rate = rate or rng.uniform
     t = np.arange(frames, dtype=np.float64)
     pad = 1.35 * radius
     cx = np.full(frames, rng.uniform(pad, width - pad))
@@ -185,19 +198,21 @@ def _trajectory(
     scale = np.ones(frames)
     sign = rng.choice([-1.0, 1.0])
     if motion == "Slide":
-        cx = _bounce(cx[0], sign * knobs.speed * rng.uniform(1.5, 3.0), pad, width - pad, t)
+        cx = _bounce(cx[0], sign * knobs.speed * rate(1.5, 3.0), pad, width - pad, t)
     elif motion == "Rise":
-        cy = _bounce(cy[0], sign * knobs.speed * rng.uniform(1.5, 3.0), pad, height - pad, t)
+        cy = _bounce(cy[0], sign * knobs.speed * rate(1.5, 3.0), pad, height - pad, t)
     elif motion == "Spin":
-        angle = angle + sign * knobs.speed * math.radians(rng.uniform(4.0, 8.0)) * t
+        angle = angle + sign * knobs.speed * math.radians(rate(4.0, 8.0)) * t
+
     elif motion == "Pulse":
         period = rng.uniform(14.0, 22.0)
         scale = 1.0 + 0.26 * knobs.speed * np.sin(2 * math.pi * t / period + rng.uniform(0, 2 * math.pi))
     else:  # Orbit
-        rho = min(rng.uniform(7.0, 12.0) * knobs.speed, 0.5 * (min(width, height) - 2 * pad))
+        rho = min(rate(7.0, 12.0) * knobs.speed, 0.5 * (min(width, height) - 2 * pad))
         phase = 2 * math.pi * t / rng.uniform(14.0, 22.0) * sign + rng.uniform(0, 2 * math.pi)
-        centre_x = rng.uniform(pad + rho, width - pad - rho)
-        centre_y = rng.uniform(pad + rho, height - pad - rho)
+        # max(): at the cap on rho the two bounds meet, up to rounding
+        centre_x = rng.uniform(pad + rho, max(pad + rho, width - pad - rho))
+        centre_y = rng.uniform(pad + rho, max(pad + rho, height - pad - rho))
         cx, cy = centre_x + rho * np.cos(phase), centre_y + rho * np.sin(phase)
     # whole-pixel positions: translations then compensate exactly with integer motion vectors
     return Trajectory(cx=np.rint(cx), cy=np.rint(cy), angle=angle, scale=scale)
@@ -227,10 +242,12 @@ def _landmark(
     off_x: np.ndarray,
     width: int,
     height: int,
+    value: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The class's static landmark: a saturated disc or square of radius ``0.1 side`` fixed in
-    the scene, placed to stay in view while the camera pans. Returns its colour ``[h, w, 3]``,
-    alpha ``[h, w, 1]`` and its top-left corner in the view per frame (y, x)."""
+    the scene, placed to stay in view while the camera pans, of HSV ``value`` (default: drawn
+    from 0.6-0.95). Returns its colour ``[h, w, 3]``, alpha ``[h, w, 1]`` and its top-left corner
+    in the view per frame (y, x)."""
     radius = 0.1 * side
     extent = int(2 * radius) + 3
     yy, xx = np.mgrid[0:extent, 0:extent].astype(np.float32) + 0.5 - extent / 2
@@ -239,7 +256,9 @@ def _landmark(
     else:
         inside = 0.9 * radius - np.maximum(np.abs(yy), np.abs(xx))
     alpha = np.clip(inside + 0.5, 0.0, 1.0)[..., None]
-    colour = hsv_to_rgb([hue, rng.uniform(0.65, 0.95), rng.uniform(0.6, 0.95)]).astype(np.float32) * 255.0
+    saturation = rng.uniform(0.65, 0.95)
+    value = rng.uniform(0.6, 0.95) if value is None else value
+    colour = hsv_to_rgb([hue, saturation, value]).astype(np.float32) * 255.0
     corners = []
     for offsets, size in ((off_y, height), (off_x, width)):
         lo, hi = offsets.max() + 1, offsets.min() + size - extent - 1
@@ -255,6 +274,104 @@ def _texture_lookup(fine: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarra
     return fine.reshape(-1).take(row * size + col)
 
 
+#: A landmark as :func:`_landmark` returns it: colour, alpha and per-frame corner (y, x).
+Mark = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: Per-frame grey shading of the actor: ``shade(t, u, v)`` at object coordinates ``u, v``.
+Shading = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A static thing in front of the actor (e.g. an occluder): colour, alpha and per-frame
+    top-left corner in the view, like a landmark."""
+
+    colour: np.ndarray
+    alpha: np.ndarray
+    corner_y: np.ndarray
+    corner_x: np.ndarray
+
+
+def _blend(frame: np.ndarray, colour: np.ndarray, alpha: np.ndarray, y: int, x: int) -> None:
+    """Alpha-composite ``colour`` (``[h, w, 3]``) over ``frame`` at top-left ``(y, x)``, in place,
+    clipped to the frame."""
+    h, w = alpha.shape[:2]
+    y0, x0 = max(0, y), max(0, x)
+    y1, x1 = min(frame.shape[0], y + h), min(frame.shape[1], x + w)
+    if y1 <= y0 or x1 <= x0:
+        return
+    patch = frame[y0:y1, x0:x1]
+    a = alpha[y0 - y : y1 - y, x0 - x : x1 - x]
+    patch += a * (colour[y0 - y : y1 - y, x0 - x : x1 - x] - patch)
+
+
+def composite_clip(
+    scene: Scene,
+    shape: str,
+    radius: float,
+    traj: Trajectory,
+    camera: tuple[np.ndarray, np.ndarray],
+    base: np.ndarray,
+    shade: Shading,
+    marks: list[Mark],
+    rng: np.random.Generator,
+    *,
+    width: int,
+    height: int,
+    noise_sigma: float,
+    layers: tuple[Layer, ...] = (),
+) -> Iterator[np.ndarray]:
+    """Yield the RGB frames (``[height, width, 3]`` uint8) of the view through ``camera`` into
+    ``scene``: the actor of ``shape`` (``radius`` pixels at scale 1) along ``traj``, coloured
+    ``base`` plus ``shade``, then ``layers``, then the landmarks ``marks``, then sensor noise."""
+    off_y, off_x = camera
+    for t in range(len(traj.cx)):
+        frame = scene.canvas[off_y[t] : off_y[t] + height, off_x[t] : off_x[t] + width].copy()
+        size = radius * traj.scale[t]
+        half = 1.3 * size + 2.0
+        x0, x1 = max(0, int(traj.cx[t] - half)), min(width, int(traj.cx[t] + half) + 1)
+        y0, y1 = max(0, int(traj.cy[t] - half)), min(height, int(traj.cy[t] + half) + 1)
+        ys = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5 - traj.cy[t]
+        xs = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5 - traj.cx[t]
+        cos, sin = math.cos(traj.angle[t]), math.sin(traj.angle[t])
+        u = (cos * xs + sin * ys) / size
+        v = (cos * ys - sin * xs) / size
+        alpha = np.clip(_inside(shape, u, v) * size + 0.5, 0.0, 1.0)[..., None]
+        colour = base + shade(t, u, v)[..., None]
+        patch = frame[y0:y1, x0:x1]
+        frame[y0:y1, x0:x1] = patch + alpha * (colour - patch)
+        for layer in layers:
+            _blend(frame, layer.colour, layer.alpha, int(layer.corner_y[t]), int(layer.corner_x[t]))
+        for mark, mark_alpha, mark_y, mark_x in marks:
+            extent = mark_alpha.shape[0]
+            patch = frame[mark_y[t] : mark_y[t] + extent, mark_x[t] : mark_x[t] + extent]
+            patch += mark_alpha * (mark - patch)
+        frame += _sensor_noise(rng, frame.shape, noise_sigma) + np.float32(0.5)
+        yield np.clip(frame, 0, 255, out=frame).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class ActorLook:
+    """The actor's colour and grey texture in one clip: its base RGB, the coarse texture grid
+    and the static brightness band (direction, phase, length in object radii)."""
+
+    base: np.ndarray
+    texture: np.ndarray
+    band_dir: float
+    band_phase: float
+    band_length: float
+
+
+def actor_look(rng: np.random.Generator) -> ActorLook:
+    """Draw the actor's look: nearly grey (random hue, saturation below 0.3) with a luma well
+    above or below the background's, a random 7 x 7 texture, a band of random direction."""
+    luma = rng.choice([rng.uniform(65.0, 95.0), rng.uniform(165.0, 195.0)])  # stands out of the background
+    base = _colour_of_luma(rng.random(), rng.uniform(0.0, 0.3), luma)
+    texture = rng.uniform(-GRAIN, GRAIN, (TEXTURE_CELLS, TEXTURE_CELLS, 1)).astype(np.float32)
+    band_dir, band_phase = rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)
+    band_length = rng.uniform(0.8, 1.1)
+    return ActorLook(base=base, texture=texture, band_dir=band_dir, band_phase=band_phase, band_length=band_length)
+
+
 def render_clip(
     spec: ClassSpec,
     scene: Scene,
@@ -265,55 +382,42 @@ def render_clip(
     frames: int,
     knobs: Knobs,
 ) -> Iterator[np.ndarray]:
-    """Yield the ``frames`` RGB frames (``[height, width, 3]`` uint8) of one clip of class ``spec``."""
+    """Yield the ``frames`` RGB frames (``[height, width, 3]`` uint8) of one clip of class ``spec``
+    of the ``factorial`` design."""
     radius = scene.radius
     traj = _trajectory(spec.motion, rng, radius, width, height, frames, knobs)
     margin = scene.canvas.shape[0] - height
     off_y, off_x = _camera(rng, margin, _pan_limit(knobs, width, height, frames), frames)
     hue = (spec.hue + rng.normal(0.0, knobs.hue_jitter)) / 360.0 % 1.0
     marks = [_landmark(rng, hue, min(width, height), off_y, off_x, width, height) for _ in range(LANDMARKS)]
-    luma = rng.choice([rng.uniform(65.0, 95.0), rng.uniform(165.0, 195.0)])  # stands out of the background
-    base = _colour_of_luma(rng.random(), rng.uniform(0.0, 0.3), luma)
-    texture = rng.uniform(-GRAIN, GRAIN, (TEXTURE_CELLS, TEXTURE_CELLS, 1)).astype(np.float32)
+    look = actor_look(rng)
+    base, texture = look.base, look.texture
     fine = _upsample(texture, TEXTURE_RESOLUTION, TEXTURE_RESOLUTION)
     strength = knobs.cue_strength
-    band_dir, band_phase = rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)
-    band_length = rng.uniform(0.8, 1.1)  # object radii
+    band_dir, band_phase, band_length = look.band_dir, look.band_phase, look.band_length
     flicker_period = rng.uniform(3.0, 5.0)
     wave_length = rng.uniform(8.0, 12.0)  # pixels
     wave_speed = rng.uniform(0.8, 1.4) * rng.choice([-1.0, 1.0])  # radians per frame
-    for t in range(frames):
-        frame = scene.canvas[off_y[t] : off_y[t] + height, off_x[t] : off_x[t] + width].copy()
+
+    def shade(t: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        nonlocal fine
         if spec.cue == "Sparkle" and t:
             redraw = rng.random(texture.shape) < 0.1 * strength
             texture[redraw] = rng.uniform(-GRAIN, GRAIN, int(redraw.sum()))
             fine = _upsample(texture, TEXTURE_RESOLUTION, TEXTURE_RESOLUTION)
-        size = radius * traj.scale[t]
-        half = 1.3 * size + 2.0
-        x0, x1 = max(0, int(traj.cx[t] - half)), min(width, int(traj.cx[t] + half) + 1)
-        y0, y1 = max(0, int(traj.cy[t] - half)), min(height, int(traj.cy[t] + half) + 1)
-        ys = np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5 - traj.cy[t]
-        xs = np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5 - traj.cx[t]
-        cos, sin = math.cos(traj.angle[t]), math.sin(traj.angle[t])
-        u = (cos * xs + sin * ys) / size
-        v = (cos * ys - sin * xs) / size
-        alpha = np.clip(_inside(scene.shape, u, v) * size + 0.5, 0.0, 1.0)[..., None]
         tu = u
         if spec.cue == "Wobble":
             shift = 3.0 * strength * np.sin(2 * math.pi * v * radius / wave_length + wave_speed * t)
             tu = u + shift / radius
-        shade = _texture_lookup(fine, tu, v)
+        grey = _texture_lookup(fine, tu, v)
         along = (u * math.cos(band_dir) + v * math.sin(band_dir)) * (2 * math.pi / band_length)
         band_shift = wave_speed * t if spec.cue == "Ripple" else 0.0
-        shade += BAND * strength * np.sin(along + band_phase - band_shift)
+        grey += BAND * strength * np.sin(along + band_phase - band_shift)
         if spec.cue == "Flicker":
-            shade += FLICKER * strength * math.sin(2 * math.pi * t / flicker_period + band_phase)
-        colour = base + shade[..., None]
-        patch = frame[y0:y1, x0:x1]
-        frame[y0:y1, x0:x1] = patch + alpha * (colour - patch)
-        for mark, mark_alpha, mark_y, mark_x in marks:
-            extent = mark_alpha.shape[0]
-            patch = frame[mark_y[t] : mark_y[t] + extent, mark_x[t] : mark_x[t] + extent]
-            patch += mark_alpha * (mark - patch)
-        frame += _sensor_noise(rng, frame.shape, knobs.noise_sigma) + np.float32(0.5)
-        yield np.clip(frame, 0, 255, out=frame).astype(np.uint8)
+            grey += FLICKER * strength * math.sin(2 * math.pi * t / flicker_period + band_phase)
+        return grey
+
+    yield from composite_clip(
+        scene, scene.shape, radius, traj, (off_y, off_x), base, shade, marks, rng,
+        width=width, height=height, noise_sigma=knobs.noise_sigma,
+    )  # fmt: skip
