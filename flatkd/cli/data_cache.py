@@ -6,12 +6,10 @@ from pathlib import Path
 
 import click
 
-from flatkd.cli.common import progress
+from flatkd.cli.common import EXIT_SOME_FAILED, progress
 from flatkd.data.cache import CacheSettings, build_cache, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.splits import SPLITS
-
-EXIT_SOME_FAILED = 1
 
 
 @click.command()
