@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,14 +35,42 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+#: temporary files are named ``.<stem>.p<pid>.<random><suffix>``: the PID tells whether the
+#: process writing one is still alive (:func:`remove_stale_temporaries`)
+_TEMP_NAME = re.compile(r"^\..*\.p(?P<pid>\d+)\.[A-Za-z0-9_]{8}[^/]*$")
+
+
 def _temp_sibling(target: Path, suffix: str) -> str:
     """Create an empty temporary file beside ``target`` with the permissions a plain ``open``
     would give it."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.p{os.getpid()}.", suffix=suffix, dir=target.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     return tmp
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_open`/:func:`atomic_path` under ``folder`` whose
+    writer is no longer alive (a killed run's leftovers); returns what was deleted."""
+    removed = []
+    for path in Path(folder).rglob(".*"):
+        match = _TEMP_NAME.match(path.name)
+        if match and path.is_file() and not _alive(int(match["pid"])):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
