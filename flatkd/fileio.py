@@ -137,12 +137,23 @@ def save_tensors(
     tensors: Mapping[str, torch.Tensor],
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Save a flat name -> tensor mapping as safetensors, atomically."""
-    from safetensors.torch import save_file
+    """Save a flat name -> tensor mapping as safetensors, atomically, with the usual file mode.
+
+    Identical tensors and metadata give identical bytes: safetensors writes its JSON header in
+    hash-map order, so the header is re-serialised with sorted keys (the data offsets are relative
+    to the data block and do not move)."""
+    from safetensors.torch import save
 
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(contiguous, str(tmp), metadata=dict(metadata) if metadata else None)
+    blob = save(contiguous, metadata=dict(metadata) if metadata else None)
+    length = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data block stays 8-byte aligned
+    with atomic_open(path, "wb") as handle:
+        handle.write(len(text).to_bytes(8, "little"))
+        handle.write(text)
+        handle.write(blob[8 + length :])
 
 
 def load_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

@@ -32,7 +32,9 @@ modalities may train into one run at the same time.
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
+import io
 import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -155,13 +157,34 @@ class RunDir:
                 table.to_csv(handle, index=False)
 
     def read_metrics(self) -> pd.DataFrame:
-        """``metrics.csv`` as a DataFrame (empty if not written yet)."""
+        """``metrics.csv`` as a DataFrame (empty if not written yet).
+
+        A file that is cut short (no final newline, a row with fewer fields than the header) or
+        unparsable is refused with :class:`InputFileError`, never read in part, so no later write
+        can replace it with what a partial read kept."""
         if not self.metrics_path.is_file():
             return pd.DataFrame()
+        fix = (
+            "move it away: the next `flatkd train --resume` (or distill) rewrites each stage's rows from its"
+            " resume state"
+        )
         try:
-            return pd.read_csv(self.metrics_path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputFileError(f"{self.metrics_path}: not a readable CSV ({exc})") from None
+            text = self.metrics_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputFileError(f"{self.metrics_path}: not a readable CSV (not UTF-8); {fix}") from None
+        if not text.endswith("\n"):
+            raise InputFileError(f"{self.metrics_path}: truncated (the last row is cut short); {fix}")
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows or not rows[0] or any(len(row) != len(rows[0]) for row in rows[1:]):
+            raise InputFileError(f"{self.metrics_path}: truncated or damaged (rows of unequal length); {fix}")
+        try:
+            table = pd.read_csv(io.StringIO(text))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputFileError(f"{self.metrics_path}: not a readable CSV ({exc}); {fix}") from None
+        missing = {"stage", "modality", "epoch"} - set(table.columns)
+        if missing:
+            raise InputFileError(f"{self.metrics_path}: no column {sorted(missing)[0]!r}; {fix}")
+        return table
 
     # ---- logits and MACs -------------------------------------------------------------------
     def save_logits(
