@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,14 +35,42 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+#: temporary files are named ``.<stem>.p<pid>.<random><suffix>``: the PID tells whether the
+#: process writing one is still alive (:func:`remove_stale_temporaries`)
+_TEMP_NAME = re.compile(r"^\..*\.p(?P<pid>\d+)\.[A-Za-z0-9_]{8}[^/]*$")
+
+
 def _temp_sibling(target: Path, suffix: str) -> str:
     """Create an empty temporary file beside ``target`` with the permissions a plain ``open``
     would give it."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.p{os.getpid()}.", suffix=suffix, dir=target.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     return tmp
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_open`/:func:`atomic_path` under ``folder`` whose
+    writer is no longer alive (a killed run's leftovers); returns what was deleted."""
+    removed = []
+    for path in Path(folder).rglob(".*"):
+        match = _TEMP_NAME.match(path.name)
+        if match and path.is_file() and not _alive(int(match["pid"])):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -108,12 +137,23 @@ def save_tensors(
     tensors: Mapping[str, torch.Tensor],
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Save a flat name -> tensor mapping as safetensors, atomically."""
-    from safetensors.torch import save_file
+    """Save a flat name -> tensor mapping as safetensors, atomically, with the usual file mode.
+
+    Identical tensors and metadata give identical bytes: safetensors writes its JSON header in
+    hash-map order, so the header is re-serialised with sorted keys (the data offsets are relative
+    to the data block and do not move)."""
+    from safetensors.torch import save
 
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(contiguous, str(tmp), metadata=dict(metadata) if metadata else None)
+    blob = save(contiguous, metadata=dict(metadata) if metadata else None)
+    length = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data block stays 8-byte aligned
+    with atomic_open(path, "wb") as handle:
+        handle.write(len(text).to_bytes(8, "little"))
+        handle.write(text)
+        handle.write(blob[8 + length :])
 
 
 def load_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

@@ -159,8 +159,10 @@ def test_transcode_converts_skips_and_reports(tmp_path: Path, clip: Path) -> Non
         "--jobs",
         "1",
     )
-    assert result.exit_code == 2
-    assert result.stdout.strip() == f"transcoded 1, skipped 0 (already there), failed 1 -> {out}"
+    assert result.exit_code == 3  # finished, but some inputs failed
+    assert result.stdout.strip() == (
+        f"transcoded 1, skipped 0 (made before from the same source and settings), failed 1 -> {out}"
+    )
     errors = result.stderr.strip().splitlines()
     assert errors[0].startswith("flatkd: error: ") and "broken.avi: not a video" in errors[0]
     assert errors[-1] == "flatkd: error: 1 of 2 files failed: broken.avi"

@@ -146,7 +146,7 @@ def test_corrupt_videos_are_listed_and_skipped(
     videos[1].write_text("not a video\n")
     videos[2].unlink()
     result = CliRunner().invoke(cli, ["data", "cache", str(data), "--jobs", "2"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     failed_lines = [line for line in result.output.splitlines() if line.startswith("flatkd: failed: ")]
     assert len(failed_lines) == 3
     assert "21 videos cached, 0 already cached, 3 failed" in result.output

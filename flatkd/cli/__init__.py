@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 import click
@@ -62,6 +63,12 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 
     `flatkd demo` runs all of it on a small synthetic dataset. `flatkd COMMAND --help` explains
     each command.
+
+    Exit status: 0 success; 2 an error you can fix, as one line `flatkd: error: ...` on stderr
+    naming the file and what to do (bad options or files, a full disk, a read-only folder, an
+    FFmpeg error); 3 finished, but some inputs failed (`data cache`, `data transcode`: each
+    failure named on stderr); anything else is a bug (with --debug, every error shows its
+    traceback).
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -73,4 +80,10 @@ def main() -> None:
     """Console-script entry point. Figures are written to files, never shown: matplotlib's
     non-interactive Agg backend, unless ``MPLBACKEND`` chooses another."""
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # SIGTERM ends the command like Ctrl-C would: cleanups run (worker pools stop, temp files go)
+    signal.signal(signal.SIGTERM, _terminated)
     cli(prog_name="flatkd")
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -15,7 +15,77 @@ from tqdm import tqdm
 from flatkd.errors import FlatkdError
 from flatkd.progress import ProgressFactory
 
+#: exit status of an error the user can fix (one line on stderr, nothing done or lost)
 EXIT_USER_ERROR = 2
+#: exit status of a command that finished but some of its inputs failed (each named on stderr,
+#: and in the command's record: the cache's manifest.json, the transcode summary)
+EXIT_SOME_FAILED = 3
+
+#: what to do about an OS error, by errno name
+_OS_ADVICE = {
+    "ENOSPC": "the disk is full: free space (or choose another location) and run the command again; finished work is kept",
+    "EDQUOT": "the disk quota is exhausted: free space and run the command again; finished work is kept",
+    "EACCES": "permission denied: make it writable/readable for you, or choose another location",
+    "EPERM": "operation not permitted: check its permissions, or choose another location",
+    "EROFS": "the file system is read-only: choose a writable location",
+    "ENOTDIR": "a part of the path is a file, not a folder: choose another path",
+    "EISDIR": "it is a folder where a file is needed: choose a file path",
+    "ENOENT": "no such file or folder: check the path",
+    "EEXIST": "it exists already and is in the way: remove it or choose another path",
+    "ENAMETOOLONG": "the path is too long: choose a shorter one",
+    "EMFILE": "too many open files: raise `ulimit -n` or lower --jobs/--workers",
+    "ENOMEM": "out of memory: lower --jobs, --workers or the batch size",
+    "EIO": "an input/output error from the disk: check the device, then run the command again",
+}
+
+
+#: options whose value is a path the command writes or reads
+_PATH_OPTIONS = ("--run", "--out", "--data", "--cache", "--config", "--weights")
+
+
+def _paths_of(args: list[str]) -> list[str]:
+    """The paths given to the options of :data:`_PATH_OPTIONS` in ``args`` (to name where an OS
+    error happened when the error itself does not say)."""
+    paths = []
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in _PATH_OPTIONS:
+            if eq:
+                paths.append(value)
+            elif i + 1 < len(args):
+                paths.append(args[i + 1])
+    return paths
+
+
+def describe_os_error(exc: OSError, args: list[str] | None = None) -> str:
+    """One line for an OS error: the path, the system's reason, and what to do."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename if exc.filename is not None else None
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    if where is None:
+        paths = _paths_of(args or [])
+        where = f"while working on {', '.join(paths)}" if paths else "(no file named)"
+    advice = _OS_ADVICE.get(name, "check the path and its permissions, then run the command again")
+    return f"{where}: {reason}{f' ({name})' if name else ''}; {advice}"
+
+
+def describe_ffmpeg_error(exc: Exception) -> str:
+    """One line for a PyAV/FFmpeg error that reached the CLI."""
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    where = getattr(exc, "filename", None)
+    return (
+        f"{where + ': ' if where else ''}FFmpeg: {reason}; check the video file and the size/format"
+        " options (`flatkd data inspect FILE` shows what a file holds)"
+    )
+
+
+def _is_ffmpeg_error(exc: BaseException) -> bool:
+    """A PyAV error, recognised without importing PyAV (``flatkd --help`` stays quick)."""
+    return any(cls.__module__.startswith("av.") and cls.__name__ == "FFmpegError" for cls in type(exc).__mro__)
 
 #: tqdm on stderr, sized to the terminal, silent when stderr is not a terminal and
 #: ``FLATKD_PROGRESS`` is unset (so logs and CI output stay readable).
@@ -72,10 +142,24 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """The one error boundary: a :class:`FlatkdError`, an ``OSError`` (disk full, permission
+        denied, read-only or missing folder, ...) and a PyAV/FFmpeg error become one line
+        ``flatkd: error: ...`` naming the path and what to do, and exit status 2."""
+        args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         try:
             return super().invoke(ctx)
-        except FlatkdError as exc:
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
             if (ctx.find_root().obj or {}).get("debug"):
                 raise
-            click.echo(f"flatkd: error: {exc}", err=True)
+            if _is_ffmpeg_error(exc):
+                message = describe_ffmpeg_error(exc)
+            elif isinstance(exc, FlatkdError):
+                message = str(exc)
+            elif isinstance(exc, OSError):
+                message = describe_os_error(exc, args)
+            else:
+                raise
+            click.echo(f"flatkd: error: {message}", err=True)
             ctx.exit(EXIT_USER_ERROR)

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import click
 
-from flatkd.cli.common import progress
+from flatkd.cli.common import EXIT_SOME_FAILED, progress
 from flatkd.data.cache import CacheSettings, build_cache, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.splits import SPLITS
-
-EXIT_SOME_FAILED = 1
 
 
 @click.command()
@@ -69,8 +67,11 @@ def cache(
       flatkd data cache data/ucf101 --size 256 --jobs 8
 
     A killed run continues where it stopped when started again (finished videos are kept). Videos
-    that cannot be decoded are listed on stderr and in the manifest and skipped; the exit status
-    is then 1.
+    that cannot be decoded (damaged, B-frames, a frame size that changes mid-stream, ...) are
+    listed on stderr and, with the reason, in the manifest, and skipped while the rest are cached.
+
+    Exit status: 0 all cached; 2 an error before anything was done (one line); 3 finished, but
+    some videos failed.
     """
     settings = CacheSettings(size=None if source_size else size, accumulate=accumulate)
     splits = SPLITS if split == "all" else (int(split),)

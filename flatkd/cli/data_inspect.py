@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from flatkd.cli.common import EXIT_USER_ERROR
-from flatkd.codec.probe import VideoInfo, probe
+from flatkd.codec.probe import VideoInfo, find_size_change, probe
 from flatkd.errors import FlatkdError
 
 _HEADER = (
@@ -56,7 +57,7 @@ def _row(path: Path, info: VideoInfo) -> tuple[str, ...]:
 def inspect(ctx: click.Context, files: tuple[Path, ...]) -> None:
     """Show the structure of video FILES without decoding them: container, codec, frame size,
     frame count, GOP lengths ("12x20 5": twenty GOPs of 12 frames, then one of 5), B-frames,
-    H.264 reference frames, and whether flatkd can read motion vectors and residuals from it
+    H.264 reference frames (I-frames are decoded to check that the frame size never changes), and whether flatkd can read motion vectors and residuals from it
     (if not, the reason follows the table).
 
     Exits with status 2 if some file could not be opened at all.
@@ -65,6 +66,7 @@ def inspect(ctx: click.Context, files: tuple[Path, ...]) -> None:
     for path in files:
         try:
             info = probe(path)
+            info = dataclasses.replace(info, size_change=find_size_change(info))
         except FlatkdError as exc:
             click.echo(f"flatkd: error: {exc}", err=True)
             failed += 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flatkd.cli.common import EXIT_USER_ERROR, progress
+from flatkd.cli.common import EXIT_SOME_FAILED, progress
 from flatkd.codec.encode import CANONICAL, EncodeSettings
 from flatkd.codec.transcode import CONTAINER_CHOICES, transcode_all
 
@@ -22,7 +22,7 @@ def parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
 
 
 @click.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
 @click.option(
     "--out",
     "out_dir",
@@ -93,20 +93,29 @@ def transcode(
     by default CoViAR's format, MPEG-4 Part 2 at 340x256 with a GOP of 12 frames, P-frames only
     and a fixed quantiser.
 
-    Outputs that exist already are skipped (they are written atomically, so they are complete). A
-    source that fails is reported and the others go on; the exit status is 2 if any failed.
+    An output is skipped only when OUT/transcode.json records that it was made from the same
+    source (path, size, modification time) with the same settings; outputs are written
+    atomically, so an existing one is complete. --out may not be a folder of the sources. A
+    source that fails (unreadable, not a video, damaged) is reported and the others go on; a
+    source that decodes to fewer frames than its container declares is transcoded with a warning.
+
+    Exit status: 0 all done; 2 an error before anything was done (one line); 3 finished, but some
+    sources failed (each named on stderr).
     """
     settings = EncodeSettings(codec=codec, width=size[0], height=size[1], gop=gop, quantiser=quantiser)
     results = transcode_all(
         sources, out_dir, settings, container=container, jobs=jobs, max_frames=max_frames, progress=progress
     )
+    for result in results:
+        if result.warning:
+            click.echo(f"flatkd: warning: {result.warning}", err=True)
     failed = [r for r in results if r.status == "failed"]
     for result in failed:
         click.echo(f"flatkd: error: {result.error}", err=True)
     done = sum(r.status == "done" for r in results)
     skipped = sum(r.status == "skipped" for r in results)
-    click.echo(f"transcoded {done}, skipped {skipped} (already there), failed {len(failed)} -> {out_dir}")
+    click.echo(f"transcoded {done}, skipped {skipped} (made before from the same source and settings), failed {len(failed)} -> {out_dir}")
     if failed:
         names = ", ".join(r.source.name for r in failed)
         click.echo(f"flatkd: error: {len(failed)} of {len(results)} files failed: {names}", err=True)
-        ctx.exit(EXIT_USER_ERROR)
+        ctx.exit(EXIT_SOME_FAILED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from flatkd.progress import no_progress
 from flatkd.runs.data_source import open_split_data, record_data_source, resolve_data_source
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.settings import recorded_section, resolve
-from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
+from flatkd.runs.stages import FINAL_TRAIN_STAGE, TRAIN_STAGES, Stage
 from flatkd.runs.training import export_logits, load_network, load_train_config, record_macs, train_network
 from flatkd.train import TrainConfig, exit_accuracy, init_from_env
 
@@ -138,7 +139,9 @@ def train(
     Settings: defaults, then the run's recorded ones (with --resume), then --config FILE (the
     fields of flatkd.train.TrainConfig, or a run's config.yaml: its `train.<modality>` is used),
     then the flags, then --set KEY=VALUE; the resolved settings are saved under
-    `train.<modality>` in RUN/config.yaml.
+    `train.<modality>` in RUN/config.yaml once the first epoch is committed (a refused or failed
+    train changes nothing in the run). One train per modality at a time: a second one is refused
+    with the PID of the first (a lock left by a killed process is taken over).
     """
     run = RunDir(run_dir)
     flags = {
@@ -155,15 +158,24 @@ def train(
     source = resolve_data_source(run, data_dir, cache, split, val_fraction)
     env = init_from_env(next(iter(configs.values())).device)
     env.barrier()  # every process has read the run's settings before rank 0 writes them
-    if env.is_main:
-        record_data_source(run, source)
+    with contextlib.ExitStack() as stack:
+        if env.is_main:
+            for modality in configs:
+                stack.enter_context(run.hold(f"train.{modality}"))
+            # the sections are kept only once an epoch is committed: a refused or failed train
+            # leaves the run as it found it
+            states = {m: [run.resume_path(stage, m) for stage in TRAIN_STAGES] for m in configs}
+            sections = {("train", m): files for m, files in states.items()}
+            sections[("data",)] = [path for files in states.values() for path in files]
+            stack.enter_context(run.provisional(sections))
+            record_data_source(run, source)
+            for modality, config in configs.items():
+                run.set_section(["train", modality], to_dict(config))
+        env.barrier()
+        bars = progress if env.is_main else no_progress
         for modality, config in configs.items():
-            run.set_section(["train", modality], to_dict(config))
-    env.barrier()
-    bars = progress if env.is_main else no_progress
-    for modality, config in configs.items():
-        data = open_split_data(source, config, (modality,))
-        train_network(run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars)
+            data = open_split_data(source, config, (modality,))
+            train_network(run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars)
     if env.is_main:
         click.echo(_TABLE_HEADER)
         for modality, config in configs.items():

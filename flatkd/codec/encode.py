@@ -47,6 +47,10 @@ _DEFAULT_QUANTISER = {"mpeg4": 2, "h264": 23}
 _QUANTISER_RANGE = {"mpeg4": (1, 31), "h264": (0, 51)}
 
 
+#: largest frame side the encoders take (MPEG-4 Part 2 codes sizes in 13 bits)
+MAX_SIDE = 8190
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     """How to encode a stream.
@@ -72,8 +76,10 @@ class EncodeSettings:
             raise ConfigError(f"codec {self.codec!r} is not supported: use 'mpeg4' or 'h264'")
         for name in ("width", "height"):
             value = getattr(self, name)
-            if value < 16 or value % 2:
-                raise ConfigError(f"{name} must be an even number of pixels >= 16, got {value}")
+            if value < 16 or value % 2 or value > MAX_SIDE:
+                raise ConfigError(
+                    f"{name} must be an even number of pixels from 16 to {MAX_SIDE}, got {value}"
+                )
         if self.gop < 1:
             raise ConfigError(f"gop must be >= 1, got {self.gop}")
         if self.fps < 1:

@@ -44,6 +44,8 @@ class VideoInfo:
             (MPEG-4 sprite) or ``?`` (codec without such headers; key frames are still ``I``).
         reference_frames: H.264's ``max_num_ref_frames``; 1 for MPEG-4 Part 2; ``None`` otherwise.
         fps: nominal frame rate, ``None`` when the container does not say.
+        size_change: where the frame size changes (e.g. two streams of different sizes
+            concatenated), as found by :func:`find_size_change`; ``None`` when unchecked or constant.
     """
 
     path: Path
@@ -55,6 +57,7 @@ class VideoInfo:
     picture_types: str
     reference_frames: int | None
     fps: float | None
+    size_change: str | None = None
 
     @property
     def gop_starts(self) -> tuple[int, ...]:
@@ -84,6 +87,8 @@ class VideoInfo:
 
     def problem(self) -> str | None:
         """Why flatkd cannot read motion vectors and residuals from this video (``None``: it can)."""
+        if self.size_change:
+            return f"{self.size_change} (flatkd reads one size per video); {TRANSCODE_HINT}"
         if self.codec not in SUPPORTED_CODECS:
             return f"codec {self.codec} carries no motion vectors flatkd can read; {TRANSCODE_HINT}"
         if self.has_b_frames:
@@ -208,3 +213,26 @@ def scan(path: str | os.PathLike[str]) -> tuple[VideoInfo, PacketIndex]:
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
     """The structure of ``path``'s first video stream (see :class:`VideoInfo`)."""
     return scan(path)[0]
+
+
+def find_size_change(info: VideoInfo) -> str | None:
+    """Decode the I-frames of ``info``'s video (nothing else) and say where the frame size first
+    differs from the container's (``None``: it never does, or the check could not decode).
+
+    The headers :func:`scan` reads give one size per stream; a file that is two streams of
+    different sizes concatenated shows its second size only in the decoded pictures."""
+    try:
+        with open_input(info.path) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.skip_frame = "NONKEY"
+            starts = info.gop_starts
+            for ordinal, frame in enumerate(container.decode(stream)):
+                if (frame.width, frame.height) != (info.width, info.height):
+                    where = starts[ordinal] if ordinal < len(starts) else "?"
+                    return (
+                        f"the frame size changes from {info.width}x{info.height} to"
+                        f" {frame.width}x{frame.height} at frame {where}"
+                    )
+    except (av.error.FFmpegError, InputFileError):
+        return None
+    return None

@@ -356,6 +356,12 @@ class CompressedVideo:
 
     def _checked(self, k: int, frame: av.VideoFrame, types: str) -> tuple[int, av.VideoFrame]:
         self.frames_decoded += 1
+        if (frame.width, frame.height) != (self.info.width, self.info.height):
+            raise InputFileError(
+                f"{self.path}: the frame size changes at frame {k}, from {self.info.width}x{self.info.height}"
+                f" to {frame.width}x{frame.height} (flatkd reads one size per video); re-encode it with"
+                " `flatkd data transcode`, which scales every frame to one size"
+            )
         if frame.is_corrupt:
             raise InputFileError(f"{self.path}: frame {k} is corrupt (a damaged or truncated file)")
         if (int(frame.pict_type) == _I_FRAME) != (types[k] == "I"):

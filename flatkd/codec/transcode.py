@@ -5,20 +5,20 @@ display order) and encodes them with :func:`flatkd.codec.encode.encode_video_fra
 canonical MPEG-4 Part 2, GOP 12, P-frames only, fixed quantiser, 340x256 (CoViAR's
 ``reencode.sh`` does the same with ``ffmpeg -vf scale=340:256 -q:v 1 -c:v mpeg4``); or H.264 with
 one reference frame. Frames are scaled with bicubic interpolation, without keeping the aspect ratio
-(as CoViAR). :func:`transcode_all` does many files in a process pool, skipping outputs that exist
-(outputs are written atomically, so an existing one is complete) and reporting, not raising, the
-sources that fail.
+(as CoViAR). :func:`transcode_all` does many files in a process pool, skipping outputs made
+before from the same source with the same settings (recorded in ``OUT/transcode.json``; outputs
+are written atomically, so an existing one is complete) and reporting, not raising, the sources
+that fail.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -26,7 +26,9 @@ import av.error
 from flatkd.codec.encode import CANONICAL, EncodeSettings, encode_video_frames
 from flatkd.codec.probe import open_input
 from flatkd.errors import ConfigError, FlatkdError, InputFileError
+from flatkd.fileio import read_json, write_json
 from flatkd.progress import ProgressFactory, no_progress
+from flatkd.workers import run_jobs
 
 #: Output suffix per container choice; ``raw`` is the bare elementary stream.
 _SUFFIXES = {"mp4": ".mp4", "avi": ".avi", "mkv": ".mkv", "raw": {"mpeg4": ".m4v", "h264": ".h264"}}
@@ -59,6 +61,11 @@ def _decoded_frames(
         raise InputFileError(f"{path}: no frame could be decoded")
 
 
+def declared_frames(container: av.container.InputContainer) -> int:
+    """The frame count the container declares for its first video stream (0: it does not say)."""
+    return max(0, int(container.streams.video[0].frames or 0))
+
+
 def transcode(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -68,36 +75,87 @@ def transcode(
     """Re-encode ``source`` (its first ``max_frames`` frames, or all) as ``output`` with ``settings``
     (the frame rate follows the source's, rounded, when it has one). Returns the number of frames
     written; ``output`` appears only when complete."""
-    source = Path(source)
+    return _transcode(Path(source), Path(output), settings, max_frames)[0]
+
+
+def _transcode(
+    source: Path, output: Path, settings: EncodeSettings, max_frames: int | None
+) -> tuple[int, int]:
+    """:func:`transcode`; returns (frames written, frames the container declares)."""
     with open_input(source) as container:
         rate = container.streams.video[0].guessed_rate
+        declared = declared_frames(container)
         if rate:
             settings = dataclasses.replace(settings, fps=max(1, round(float(rate))))
-        return encode_video_frames(_decoded_frames(source, container, max_frames), output, settings)
+        try:
+            written = encode_video_frames(_decoded_frames(source, container, max_frames), output, settings)
+        except av.error.FFmpegError as exc:
+            raise InputFileError(
+                f"{source}: FFmpeg could not encode it to {output} ({exc.strerror or exc}); check --size and --format"
+            ) from None
+        return written, declared
 
 
 @dataclass(frozen=True)
 class TranscodeResult:
-    """What happened to one source: ``status`` is ``done``, ``skipped`` (output exists) or
-    ``failed`` (``error`` says why)."""
+    """What happened to one source: ``status`` is ``done``, ``skipped`` (the output exists and was
+    made from the same source with the same settings) or ``failed`` (``error`` says why);
+    ``warning``: something the user should know about a ``done`` one (fewer frames decoded than
+    the container declares)."""
 
     source: Path
     output: Path
     status: str
     frames: int = 0
     error: str = ""
+    warning: str = ""
+
+
+#: what ``OUT/transcode.json`` records of each output, to tell a finished one from a stale one
+RECORD_FILE = "transcode.json"
+
+
+def _signature(source: Path, settings: EncodeSettings, container: str, max_frames: int | None) -> dict[str, Any]:
+    """The source (resolved path, size, mtime) and settings an output is made from."""
+    try:
+        stat = source.stat()
+        origin: dict[str, Any] = {"path": str(source.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    except OSError:
+        origin = {"path": str(source.absolute())}
+    return {
+        "source": origin,
+        "settings": {**dataclasses.asdict(settings), "container": container, "max_frames": max_frames},
+    }
+
+
+def _read_records(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / RECORD_FILE
+    if not path.is_file():
+        return {}
+    try:
+        records = read_json(path)
+    except InputFileError:
+        return {}  # unreadable: nothing counts as done, every output is made again
+    return records if isinstance(records, dict) else {}
 
 
 def _transcode_one(
-    source: Path, output: Path, settings: EncodeSettings, max_frames: int | None
-) -> TranscodeResult:
-    if output.exists():
-        return TranscodeResult(source, output, "skipped")
+    index: int, source: Path, output: Path, settings: EncodeSettings, max_frames: int | None
+) -> tuple[int, TranscodeResult]:
     try:
-        frames = transcode(source, output, settings, max_frames)
-    except FlatkdError as exc:
-        return TranscodeResult(source, output, "failed", error=str(exc))
-    return TranscodeResult(source, output, "done", frames=frames)
+        frames, declared = _transcode(source, output, settings, max_frames)
+    except (FlatkdError, av.error.FFmpegError) as exc:
+        return index, TranscodeResult(source, output, "failed", error=str(exc))
+    except OSError as exc:
+        where = exc.filename or source
+        return index, TranscodeResult(source, output, "failed", error=f"{where}: {exc.strerror or exc}")
+    warning = ""
+    if max_frames is None and declared and frames < declared:
+        warning = (
+            f"{source}: only {frames} of the {declared} frames the container declares could be decoded"
+            " (truncated or damaged?); the output has those"
+        )
+    return index, TranscodeResult(source, output, "done", frames=frames, warning=warning)
 
 
 def transcode_all(
@@ -112,8 +170,11 @@ def transcode_all(
     """Transcode each source (see :func:`transcode`) to ``out_dir/<stem><suffix>`` with ``jobs``
     worker processes.
 
-    Returns one :class:`TranscodeResult` per source, in the order given. Two sources with the same
-    stem raise :class:`ConfigError` before anything is written.
+    Returns one :class:`TranscodeResult` per source, in the order given. An output is skipped only
+    when ``out_dir/transcode.json`` records that it was made from the same source (path, size,
+    modification time) with the same settings; otherwise it is made again. Two sources with the
+    same stem, or ``out_dir`` being the folder of a source, raise :class:`ConfigError` before
+    anything is written.
     """
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
@@ -123,30 +184,34 @@ def transcode_all(
     out_dir = Path(out_dir)
     pairs = [(Path(s), out_dir / (Path(s).stem + suffix)) for s in sources]
     seen: dict[Path, Path] = {}
+    target = out_dir.resolve()
     for source, output in pairs:
+        if source.absolute().parent.resolve() == target:
+            raise ConfigError(
+                f"--out {out_dir} is the folder of the source {source}: outputs would replace or mix with"
+                " the sources; choose another --out"
+            )
         if output in seen:
             raise ConfigError(
                 f"{seen[output]} and {source} would both be written to {output}; transcode them separately"
             )
         seen[output] = source
     out_dir.mkdir(parents=True, exist_ok=True)
+    records = _read_records(out_dir)
+    signatures = [_signature(s, settings, container, max_frames) for s, _ in pairs]
     results: dict[int, TranscodeResult] = {}
-    with progress(total=len(pairs), desc="transcode") as bar:
-        workers = min(jobs, len(pairs))
-        if workers <= 1:
-            for i, (source, output) in enumerate(pairs):
-                results[i] = _transcode_one(source, output, settings, max_frames)
-                bar.update(1)
+    todo = []
+    for i, (source, output) in enumerate(pairs):
+        if output.is_file() and records.get(output.name) == signatures[i]:
+            results[i] = TranscodeResult(source, output, "skipped")
         else:
-            # spawn, not fork: forking a process that runs threads (a test runner, a notebook) can
-            # deadlock the child on a lock some other thread held
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = {
-                    pool.submit(_transcode_one, s, o, settings, max_frames): i
-                    for i, (s, o) in enumerate(pairs)
-                }
-                for future in concurrent.futures.as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update(1)
+            todo.append((i, source, output, settings, max_frames))
+    with progress(total=len(pairs), desc="transcode") as bar:
+        bar.update(len(results))
+        for i, result in run_jobs(_transcode_one, todo, max(1, min(jobs, len(todo)))):
+            results[i] = result
+            if result.status == "done":
+                records[result.output.name] = signatures[i]
+                write_json(out_dir / RECORD_FILE, dict(sorted(records.items())))
+            bar.update(1)
     return [results[i] for i in range(len(pairs))]

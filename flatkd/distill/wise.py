@@ -71,6 +71,7 @@ only the three final heads with separately tuned weights; the L1 term can zero t
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -518,9 +519,36 @@ def run_wise(
     )
 
 
+def _non_finite(obj: Any, where: str = "") -> str | None:
+    """The first place in a JSON-like tree holding NaN or an infinity."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "value"
+    if isinstance(obj, Mapping):
+        obj = {str(k): v for k, v in obj.items()}
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(obj))
+    else:
+        return None
+    for key, value in items:
+        found = _non_finite(value, f"{where}.{key}" if where else key)
+        if found:
+            return found
+    return None
+
+
 def save_wise(path: str | os.PathLike[str], results: Mapping[str, WiseResult]) -> None:
-    """Write ``wise.json`` (variant name -> result) atomically."""
-    write_json(path, {tag: result.to_json() for tag, result in results.items()})
+    """Write ``wise.json`` (variant name -> result) atomically; a result with NaN or infinite
+    numbers (weights fitted on diverged logits) is refused, and nothing is written."""
+    obj = {tag: result.to_json() for tag, result in results.items()}
+    bad = _non_finite(obj)
+    if bad:
+        raise InputFileError(
+            f"WISE produced a non-finite number at {bad} (NaN or inf): the logits it was fitted on come from"
+            " a diverged network; retrain that network (`flatkd train`/`flatkd distill` into a new --run with a"
+            " lower learning rate), then run `flatkd wise` again"
+        )
+    write_json(path, obj)
 
 
 def load_wise(path: str | os.PathLike[str]) -> dict[str, WiseResult]:
@@ -531,8 +559,13 @@ def load_wise(path: str | os.PathLike[str]) -> dict[str, WiseResult]:
         obj = read_json(path)
         if not isinstance(obj, dict):
             raise ValueError(f"expected an object of WISE variants, got {type(obj).__name__}")
+        bad = _non_finite(obj)
+        if bad:
+            raise ValueError(f"{bad} is not a finite number")
         return {str(tag): WiseResult.from_json(result) for tag, result in obj.items()}
     except InputFileError as exc:
         raise InputFileError(f"{exc}; run `flatkd wise --run {run}` first") from None
     except ValueError as exc:
-        raise InputFileError(f"{path}: malformed WISE result ({exc}); re-run `flatkd wise --run {run}`") from None
+        raise InputFileError(
+            f"{path}: malformed WISE result ({exc}); move it away and run `flatkd wise --run {run}` again"
+        ) from None

@@ -32,7 +32,9 @@ modalities may train into one run at the same time.
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
+import io
 import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,8 +46,16 @@ import torch
 import yaml
 
 from flatkd.config import read_yaml
-from flatkd.errors import InputFileError, MissingPrerequisiteError
-from flatkd.fileio import atomic_open, load_tensors, read_json, save_tensors, write_json, write_text
+from flatkd.errors import FlatkdError, InputFileError, MissingPrerequisiteError
+from flatkd.fileio import (
+    atomic_open,
+    load_tensors,
+    read_json,
+    remove_stale_temporaries,
+    save_tensors,
+    write_json,
+    write_text,
+)
 from flatkd.runs.stages import TRAIN_STAGES
 from flatkd.train.checkpoint import StageFiles
 
@@ -147,13 +157,34 @@ class RunDir:
                 table.to_csv(handle, index=False)
 
     def read_metrics(self) -> pd.DataFrame:
-        """``metrics.csv`` as a DataFrame (empty if not written yet)."""
+        """``metrics.csv`` as a DataFrame (empty if not written yet).
+
+        A file that is cut short (no final newline, a row with fewer fields than the header) or
+        unparsable is refused with :class:`InputFileError`, never read in part, so no later write
+        can replace it with what a partial read kept."""
         if not self.metrics_path.is_file():
             return pd.DataFrame()
+        fix = (
+            "move it away: the next `flatkd train --resume` (or distill) rewrites each stage's rows from its"
+            " resume state"
+        )
         try:
-            return pd.read_csv(self.metrics_path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputFileError(f"{self.metrics_path}: not a readable CSV ({exc})") from None
+            text = self.metrics_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputFileError(f"{self.metrics_path}: not a readable CSV (not UTF-8); {fix}") from None
+        if not text.endswith("\n"):
+            raise InputFileError(f"{self.metrics_path}: truncated (the last row is cut short); {fix}")
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows or not rows[0] or any(len(row) != len(rows[0]) for row in rows[1:]):
+            raise InputFileError(f"{self.metrics_path}: truncated or damaged (rows of unequal length); {fix}")
+        try:
+            table = pd.read_csv(io.StringIO(text))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputFileError(f"{self.metrics_path}: not a readable CSV ({exc}); {fix}") from None
+        missing = {"stage", "modality", "epoch"} - set(table.columns)
+        if missing:
+            raise InputFileError(f"{self.metrics_path}: no column {sorted(missing)[0]!r}; {fix}")
+        return table
 
     # ---- logits and MACs -------------------------------------------------------------------
     def save_logits(
@@ -170,6 +201,11 @@ class RunDir:
         tensors = load_tensors(path)
         if set(tensors) != {"logits", "labels"}:
             raise InputFileError(f"{path}: expected tensors 'logits' and 'labels', found {sorted(tensors)}")
+        if not torch.isfinite(tensors["logits"]).all():
+            raise InputFileError(
+                f"{path}: the {modality} network's logits after stage '{stage}' are not finite (NaN or inf):"
+                f" the network diverged or its weights are damaged; {_retrain(self, stage, modality)}"
+            )
         return tensors["logits"], tensors["labels"]
 
     def update_macs(self, modality: str, backbone: Sequence[int], head: Sequence[int]) -> None:
@@ -208,6 +244,85 @@ class RunDir:
             )
         return costs
 
+    def get_section(self, keys: Sequence[str]) -> Any:
+        """``config.yaml[keys...]``, or :data:`ABSENT`."""
+        node: Any = self.read_config()
+        for key in keys:
+            if not isinstance(node, Mapping) or key not in node:
+                return ABSENT
+            node = node[key]
+        return node
+
+    def restore_section(self, keys: Sequence[str], value: Any) -> None:
+        """Put ``config.yaml[keys...]`` back to ``value`` (:data:`ABSENT`: remove it, and parents
+        left empty) under the run's lock; other sections are untouched."""
+        with self.lock():
+            config = self.read_config()
+            node = config
+            parents = []
+            for key in keys[:-1]:
+                parents.append((node, key))
+                node = node.setdefault(key, {})
+            if value is ABSENT:
+                node.pop(keys[-1], None)
+                for parent, key in reversed(parents):
+                    if parent.get(key) == {}:
+                        parent.pop(key)
+            else:
+                node[keys[-1]] = value
+            if config:
+                write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+            else:
+                self.config_path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def provisional(self, sections: Mapping[tuple[str, ...], Sequence[Path]]) -> Iterator[None]:
+        """Sections of ``config.yaml`` a command is about to write, each kept only if the command
+        gets as far as committing something for it: ``sections`` maps each section to the files
+        whose appearance or change records that progress (e.g. its resume states). When the block
+        raises, every section none of whose files changed goes back to what it was before, so a
+        refused or failed command changes nothing in the run."""
+        before = {keys: self.get_section(keys) for keys in sections}
+        stamps = {keys: [_stamp(path) for path in files] for keys, files in sections.items()}
+        try:
+            yield
+        except BaseException:
+            for keys, files in sections.items():
+                unchanged = [_stamp(path) for path in files] == stamps[keys]
+                if unchanged and self.get_section(keys) != before[keys]:
+                    self.restore_section(keys, before[keys])
+            raise
+
+    @contextlib.contextmanager
+    def hold(self, job: str) -> Iterator[None]:
+        """Hold the run's lock for ``job`` (e.g. ``train.mv``) while the block runs: a second
+        command for the same job is refused with the holder's PID. The lock is ``fcntl.flock`` on
+        ``locks/<job>.pid``, which the kernel releases when the holder dies, so a stale lock left by a
+        killed process is simply taken over. Taking the lock also removes the temporary files that
+        killed processes left in the run directory."""
+        folder = self.path / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{job}.pid"
+        handle = open(path, "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise RunBusyError(
+                    f"{self.path} is in use: {job} is running there (pid {holder}); wait for it to"
+                    " finish, or stop it, then run the command again"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            remove_stale_temporaries(self.path)
+            yield
+        finally:
+            handle.close()
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive lock on the run directory's shared files (``fcntl.flock`` on ``.lock``)."""
@@ -218,6 +333,37 @@ class RunDir:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: marks a section that ``config.yaml`` does not have
+ABSENT: Any = object()
+
+
+class RunBusyError(FlatkdError):
+    """Another live process holds the run directory's lock for the same job."""
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _retrain(run: RunDir, stage: str, modality: str) -> str:
+    """What to do about a diverged network of ``stage``."""
+    if stage in TRAIN_STAGES:
+        return f"train it again: `flatkd train --modality {modality} --run NEW_RUN` with a lower learning rate"
+    return f"run the command that trains stage '{stage}' of {modality} again, with a lower learning rate"
+
+
+def non_finite_network_error(run: RunDir, path: Path, stage: str, modality: str, what: str) -> InputFileError:
+    """The one-line refusal of a network whose weights or outputs are not finite."""
+    return InputFileError(
+        f"{path}: the {modality} network of stage '{stage}' has non-finite {what} (NaN or inf): it diverged"
+        f" or its file is damaged; {_retrain(run, stage, modality)}"
+    )
 
 
 def _producer(run: RunDir, stage: str, modality: str) -> str:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from flatkd.config import from_dict, merge, read_yaml
+from flatkd.config import from_dict, merge, read_yaml, yaml_load
 from flatkd.errors import ConfigError, FlatkdError
 from flatkd.runs.rundir import RunDir
 
@@ -42,6 +42,8 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
     >>> parse_overrides(["ics.optim.lr=0.01", "ics.epochs=3", "order=[mv, iframe]"])
     {'ics': {'optim': {'lr': 0.01}, 'epochs': 3}, 'order': ['mv', 'iframe']}
+    >>> parse_overrides(['backbone.optim.lr=1e-3'])
+    {'backbone': {'optim': {'lr': 0.001}}}
     """
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -49,7 +51,7 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not key or any(not name for name in key.split(".")):
             raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. backbone.optim.lr=0.01")
         try:
-            value = yaml.safe_load(text)
+            value = yaml_load(text)
         except yaml.YAMLError:
             raise ConfigError(f"--set {pair!r}: the value is not valid YAML") from None
         node = out

@@ -21,7 +21,7 @@ from flatkd.config import from_dict
 from flatkd.modalities import CHANNELS
 from flatkd.models import MultiExitNet, build_model, exit_costs, load_backbone_weights
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.runs.rundir import RunDir
+from flatkd.runs.rundir import RunDir, non_finite_network_error
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 from flatkd.train.checkpoint import load_weights
 from flatkd.train.config import TrainConfig
@@ -116,6 +116,10 @@ def export_logits(
     for split, dataset in (("val", data.val), ("test", data.test)):
         desc = f"{stage} {model.modality} {split}"
         logits, labels = predict(model, dataset, config, env=env, progress=progress, desc=desc)
+        if not torch.isfinite(logits).all():
+            raise non_finite_network_error(
+                run, run.checkpoint_path(stage, model.modality), stage, model.modality, f"{split} logits"
+            )
         if env.is_main:
             run.save_logits(stage, model.modality, split, logits, labels)
 
@@ -145,5 +149,9 @@ def build_network(run: RunDir, modality: str) -> MultiExitNet:
 def load_network(run: RunDir, modality: str, stage: str = FINAL_TRAIN_STAGE) -> MultiExitNet:
     """The best ``stage`` network of ``modality`` in ``run``, in eval mode on the CPU."""
     model = build_network(run, modality)
-    load_weights(run.existing_checkpoint(stage, modality), model)
+    path = run.existing_checkpoint(stage, modality)
+    load_weights(path, model)
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise non_finite_network_error(run, path, stage, modality, f"weights ({bad[0]})")
     return model.eval()

@@ -56,11 +56,20 @@ def expand_order(items: Sequence[str], exits: Mapping[str, int]) -> tuple[str, .
     order: list[str] = []
     for item in items:
         if ":" in item:
-            order.append(item)
+            modality, _, index = item.partition(":")
+            if modality not in exits or not index.isdigit() or int(index) >= exits[modality]:
+                known = ", ".join(f"{m}:0..{n - 1}" for m, n in exits.items())
+                raise ConfigError(f"wise order: {item!r} is not an exit of a trained network ({known})")
+            order.append(f"{modality}:{int(index)}")
         elif item in exits:
             order += [f"{item}:{i}" for i in range(exits[item])]
         else:
             raise ConfigError(f"wise order: {item!r} is neither an exit ('mv:2') nor a trained modality ({', '.join(exits)})")
+    repeated = sorted({exit for exit in order if order.count(exit) > 1})
+    if repeated:
+        raise ConfigError(
+            f"wise order: {', '.join(repeated)} appears more than once; name each exit (or network) once"
+        )
     return tuple(order)
 
 

@@ -36,6 +36,19 @@ class OptimConfig:
     no_decay_1d: bool = True
     lr_mult: dict[str, float] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not self.eps > 0:
+            raise ValueError(f"eps must be > 0, got {self.eps}")
+        for pattern, mult in self.lr_mult.items():
+            if mult < 0:
+                raise ValueError(f"lr_mult[{pattern!r}] must be >= 0, got {mult}")
+
 
 @dataclasses.dataclass
 class ScheduleConfig:
@@ -49,6 +62,16 @@ class ScheduleConfig:
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if any(m < 0 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing epochs >= 0, got {list(self.milestones)}")
 
 
 @dataclasses.dataclass

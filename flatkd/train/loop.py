@@ -57,6 +57,15 @@ log = logging.getLogger(__name__)
 #: called with each epoch's metrics row once it is committed
 EpochCallback = Callable[[dict[str, Any]], None]
 
+#: training stops (:class:`DivergenceError`) when a batch's loss exceeds this multiple of
+#: ``max(first batch's loss of the stage in this process, 1)``, or is not finite
+DIVERGENCE_FACTOR = 100.0
+
+
+class DivergenceError(FlatkdError):
+    """The loss became non-finite or exploded; the last committed epoch is kept."""
+
+
 #: TrainConfig fields that cannot change the numbers, so a resume may change them
 _RESULT_NEUTRAL = ("workers", "eval_batch_size", "backbone", "ics")
 
@@ -130,6 +139,7 @@ def fit(
     steps = len(sampler) // per_process
     if steps == 0:
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(spec.train_set)} training clips")
+    guard = _DivergenceGuard(stage, modality, files)
     for epoch in range(state.epochs_done, spec.epochs):
         started = time.perf_counter()
         seed_all(derive_seed(config.seed, stream, epoch))
@@ -151,13 +161,15 @@ def fit(
         train_row: dict[str, Any] = {}
         for phase in step.phases:
             name = f"{desc} {phase.name}" if phase.name else desc
-            train_row |= _train_phase(step, phase, loader, epoch, steps, spec, monitor, env, progress, name)
+            train_row |= _train_phase(step, phase, loader, epoch, steps, spec, monitor, env, progress, name, guard)
         env.broadcast_buffers(step.trained)
         timing = {k: train_row.pop(k) for k in ("clips_per_s", "data_wait")}
         validation: dict[str, float] = {}
         if spec.val_set is not None:
             logits, labels = predict(spec.model, spec.val_set, config, env=env, progress=progress, desc=f"{desc} val")
             validation = _validation_metrics(logits, labels, monitor)
+            if not torch.isfinite(logits).all() or not math.isfinite(validation["val_loss"]):
+                raise guard.stop(f"the validation logits are not finite after epoch {epoch}")
         extra = dict(step.epoch_columns(epoch))
         row = {"epoch": epoch, **train_row, **extra, **validation, "seconds": time.perf_counter() - started, **timing}
         state.history.append(row)
@@ -222,6 +234,7 @@ def _train_phase(
     env: Dist,
     progress: ProgressFactory,
     desc: str,
+    guard: _DivergenceGuard | None = None,
 ) -> dict[str, float]:
     """One pass of ``phase`` over the training split. Returns the last lr, train_loss (mean of
     the minimised loss), train_acc (when the step gives exits), the mean of every loss term as
@@ -245,7 +258,9 @@ def _train_phase(
                 output = step(phase, batch)
             total = output.losses["total"]
             values = {term: value.item() for term, value in output.losses.items()}
-            if not all(math.isfinite(v) for v in values.values()):
+            if guard is not None:
+                guard.check(values, epoch, index)
+            elif not all(math.isfinite(v) for v in values.values()):
                 raise FlatkdError(
                     f"the loss became {values['total']} at epoch {epoch}, step {index}; lower the learning rate"
                 )
@@ -275,6 +290,39 @@ def _train_phase(
     if phase.name:
         row |= {f"{phase.name}_{t}": m for t, m in zip(terms, means)}
     return row | {"clips_per_s": n / elapsed, "data_wait": float(totals[1]) / env.world_size}
+
+
+class _DivergenceGuard:
+    """Stops a stage whose loss is not finite or exceeds :data:`DIVERGENCE_FACTOR` times
+    ``max(its first loss, 1)``, with one line saying what happened, what is kept and what to do."""
+
+    def __init__(self, stage: str, modality: str, files: StageFiles) -> None:
+        self.stage, self.modality, self.files = stage, modality, files
+        self.reference: float | None = None
+
+    def check(self, values: Mapping[str, float], epoch: int, index: int) -> None:
+        total = values["total"]
+        bad = [term for term, value in values.items() if not math.isfinite(value)]
+        if bad:
+            raise self.stop(f"the loss ({', '.join(bad)}) became {values[bad[0]]} at epoch {epoch}, step {index}")
+        if self.reference is None:
+            self.reference = max(abs(total), 1.0)
+        elif abs(total) > DIVERGENCE_FACTOR * self.reference:
+            raise self.stop(
+                f"the loss exploded to {total:.3g} at epoch {epoch}, step {index} (over"
+                f" {DIVERGENCE_FACTOR:g}x its start, {self.reference:.3g})"
+            )
+
+    def stop(self, what: str) -> DivergenceError:
+        kept = (
+            f"the last good epoch is kept in {self.files.weights}"
+            if self.files.weights.is_file()
+            else "no epoch was committed"
+        )
+        return DivergenceError(
+            f"{self.stage} {self.modality}: training diverged: {what}; {kept}; lower the learning rate"
+            " (--set backbone.optim.lr=... or ics.optim.lr=...) and train into a new --run"
+        )
 
 
 def _summary(row: Mapping[str, Any], best: float) -> str:
