@@ -6,8 +6,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.flatkd-installed
 RUN    ?= runs/demo
 PYTEST_ARGS ?= -n 2
+# `make test-py312`: the suite on Python 3.12 with the oldest torch pyproject.toml accepts, in its
+# own venv (not part of .ci/run: the torch wheel for 3.12 comes from PyPI, ~0.8 GB plus ~2.5 GB of
+# CUDA libraries it depends on; PYTHON312= and TORCH312= choose others, e.g. 3.13 and 2.5.1)
+PYTHON312 ?= $(shell python3.12 -c "import sys; print(sys.executable)" 2>/dev/null || ls $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)
+TORCH312  ?= 2.4.1
+VENV312   ?= .venv-py312
 
-.PHONY: setup demo figures test bench clean
+.PHONY: setup demo figures test test-py312 bench clean
 
 setup: $(STAMP)
 
@@ -27,8 +33,17 @@ figures: demo
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+test-py312: $(VENV312)/.flatkd-installed
+	$(VENV312)/bin/python -m pytest $(PYTEST_ARGS)
+
+$(VENV312)/.flatkd-installed: pyproject.toml
+	$(PYTHON312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet torch==$(TORCH312)
+	$(VENV312)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(VENV312) .pytest_cache build *.egg-info

@@ -10,15 +10,12 @@ to ~1e-5, far below how far training moves them. SGD, for the reason given there
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers.cli import run_flatkd
+from helpers.cli import run_flatkd, run_flatkd_processes
 
 from flatkd.fileio import load_tensors
 from flatkd.runs.rundir import RunDir
@@ -35,15 +32,7 @@ SETTINGS = {
 
 
 def _distill(run: Path, settings: Path, processes: int) -> None:
-    flatkd = ["distill", "--run", str(run), "--method", "genkd", "--modality", "mv", "--config", str(settings)]
-    if processes == 1:
-        command = [sys.executable, "-m", "flatkd", *flatkd]
-    else:
-        launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
-        command = [sys.executable, *launcher, "-m", "flatkd", "--", *flatkd]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_flatkd_processes(processes, "distill", "--run", str(run), "--method", "genkd", "--modality", "mv", "--config", str(settings))
 
 
 def _max_difference(a: Path, b: Path, shared_only: bool = False) -> float:

@@ -14,7 +14,9 @@ from flatkd.landscape.measure import FlatnessSettings
 from flatkd.landscape.ranking import METRICS, PRIMARY_METRIC
 from flatkd.modalities import MODALITIES
 from flatkd.runs.ranking import rank_run
+from flatkd.progress import no_progress
 from flatkd.runs.settings import resolve
+from flatkd.train import init_from_env
 
 FULL, QUICK = FlatnessSettings(), FlatnessSettings.quick()
 
@@ -92,10 +94,12 @@ def flatness_settings(
               help="Half-width of the surfaces, in filter-normalised units." + _default("radius"))
 @click.option("--sharpness-steps", type=click.IntRange(1), default=None,
               help="Ascent steps (one gradient each) of epsilon-sharpness." + _default("sharpness_steps"))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the HVPs run (auto: CUDA when available; under torchrun, each process's local GPU).")
 @settings_options("flatkd.landscape.FlatnessSettings")
 def rank_modalities(
     run_dir: Path, seed_runs: tuple[Path, ...], modalities: tuple[str, ...], stage: str | None, exits: str, metric: str, quick: bool,
-    config_path: Path | None, overrides: tuple[str, ...], **options: Any,
+    device: str, config_path: Path | None, overrides: tuple[str, ...], **options: Any,
 ) -> None:  # fmt: skip
     """Rank the modality networks of a run from the flattest minimum to the sharpest.
 
@@ -119,15 +123,23 @@ def rank_modalities(
     Cost: about 2x a minute per cpu-tiny network and subset with the defaults on 2 CPU cores (raw +
     adaptive spectrum, 142 surface points on the first subset); --quick about a quarter of that.
 
+    Under torchrun (`torchrun --nproc_per_node N -m flatkd -- rank-modalities ...`) each process
+    measures 1/N of every subset and every Hessian-vector product, gradient and surface loss is
+    summed over the processes: the same numbers as one process, N times the hardware.
+
     \b
       flatkd rank-modalities --run runs/r1 --quick
       flatkd rank-modalities --run runs/s0 --seed-run runs/s1 --seed-run runs/s2
       flatkd rank-modalities --run runs/r1 --exits all --backend pyhessian
     """
+    settings = flatness_settings(quick, config_path, overrides, **options)
+    env = init_from_env(device)
     result = rank_run(
         run_dir, seed_runs=seed_runs, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
-        settings=flatness_settings(quick, config_path, overrides, **options), metric=metric, progress=progress,
+        settings=settings, metric=metric, env=env, progress=progress if env.is_main else no_progress,
     )  # fmt: skip
+    if not env.is_main:
+        return
     ranking = result.ranking
     click.echo(
         f"{'modality':<9} {'metric':<27} {'mean':>10}  {'95% interval':<22} {'over':<8} {'subset sd':>9}"

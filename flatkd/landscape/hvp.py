@@ -19,6 +19,9 @@ FB = one forward + backward; ``benchmarks/landscape.py``):
 Forward-over-reverse (``torch.func.jvp`` of ``grad``, 5.2 FB) and batching several vectors through
 the cached graph (``is_grads_batched``, 2.5 FB per product) were both slower on CPU (measured once,
 same CNN at 32x32 inputs; not part of the benchmark), so neither is used.
+
+With several processes (:mod:`.objective`) each computes the product of its share
+:math:`\\nabla^2 L_r\\, v` and one all-reduce sums them: :math:`H v = \\sum_r \\nabla^2 L_r\\, v`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class HessianOperator(LinearOperator):
         self._gradient: torch.Tensor | None = None
 
     def _matvec(self, vector: torch.Tensor) -> torch.Tensor:
+        return self.objective.env.all_reduce(self._local_matvec(vector))
+
+    def _local_matvec(self, vector: torch.Tensor) -> torch.Tensor:
+        """The product with this process's share of the Hessian."""
         if self.cache_graph:
             leaf, gradient = self._cached_gradient()
             return _differentiate(gradient, leaf, vector, retain_graph=True)

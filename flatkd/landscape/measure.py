@@ -26,6 +26,7 @@ from safetensors import safe_open
 from torch import nn
 
 from flatkd.fileio import load_tensors, read_json, save_tensors, write_json
+from flatkd.landscape.errors import LandscapeInputError
 from flatkd.landscape.hessian import Hessian
 from flatkd.landscape.objective import Objective
 from flatkd.landscape.ranking import FlatnessRecord
@@ -35,6 +36,7 @@ from flatkd.landscape.linop import LinearOperator
 from flatkd.landscape.surfaces.sharpness import adaptive_rho_sharpness, epsilon_sharpness, mean_loss_increase
 from flatkd.landscape.surfaces.surface import Surface
 from flatkd.progress import ProgressFactory, no_progress
+from flatkd.train.distributed import LOCAL, Dist
 
 
 @dataclass(frozen=True)
@@ -123,22 +125,31 @@ def measure_network(
     subset: int = 0,
     store: Path | None = None,
     fingerprint: str = "",
+    env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
 ) -> Measurement:
     """Every metric of ``model`` (one exit, e.g. :class:`SelectExit`) on ``data``, the ``subset``-th
-    subset of its clips (module docstring), resumable."""
+    subset of its clips (module docstring), resumable.
+
+    ``env``: the processes sharing the subset (:mod:`.objective`), ``data`` being this process's
+    shard; every process computes every number, all read ``store`` and rank 0 alone writes it.
+    """
     identity = {
         "settings": asdict(settings), "modality": modality, "exit": exit, "subset": subset, "fingerprint": fingerprint,
     }  # fmt: skip
+    if env.distributed and settings.backend != "flatkd":
+        raise LandscapeInputError(f"backend {settings.backend!r} runs in one process: use backend 'flatkd' under torchrun")
+    env.barrier()  # every process reads what earlier calls wrote, and decides alike
     finished = _load_finished(store, identity)
     if finished is not None:
         return finished
-    if store is not None and (store / "identity.json").is_file() and read_json(store / "identity.json") != identity:
+    writes = store is not None and env.is_main
+    if writes and (store / "identity.json").is_file() and read_json(store / "identity.json") != identity:
         for stale in store.glob("*.safetensors"):
             stale.unlink()
-    if store is not None:
+    if writes:
         write_json(store / "identity.json", identity)
-    objective = Objective(model, criterion, data)
+    objective = Objective(model, criterion, data, env=env)
     hessian = Hessian.of(objective, backend=settings.backend)
     budget = {"tol": settings.tol, "runs": settings.runs, "steps": settings.steps, "probes": settings.probes}
     spectrum = hessian.spectrum(**budget, seed=settings.seed, progress=progress)
@@ -155,8 +166,8 @@ def measure_network(
     if settings.surfaces and subset == 0:
         surface = Surface.of(objective)
         grid = {"radius": settings.radius, "seed": settings.seed, "progress": progress}
-        line = _resumable(store, "line", functools.partial(surface.line, steps=settings.line_steps, **grid))
-        plane = _resumable(store, "plane", functools.partial(surface.plane, steps=settings.plane_steps, **grid))
+        line = _resumable(store, "line", functools.partial(surface.line, steps=settings.line_steps, **grid), writes)
+        plane = _resumable(store, "plane", functools.partial(surface.plane, steps=settings.plane_steps, **grid), writes)
         increase = mean_loss_increase(plane, settings.rho)
     centre = objective.centre
     record = FlatnessRecord(
@@ -180,10 +191,10 @@ def measure_network(
         gradient_norm=gradient_norm,
         quadratic_decrease=decrease,
         hvps=spectrum.hvps + adaptive.hvps + 1,
-        clips=sum(int(batch.targets.shape[0]) for batch in objective.batches),
+        clips=objective.clips,
         subset=subset,
     )
-    if store is not None:
+    if writes:
         _save_density(store / "density.safetensors", spectrum.density)
         summary = {"spectrum": spectrum.summary(), "adaptive_spectrum": adaptive.summary()}
         write_json(store / "result.json", {**identity, "record": asdict(record), **summary})
@@ -206,8 +217,7 @@ def quadratic_decrease(objective: Objective, hessian: LinearOperator) -> tuple[f
     >>> quadratic_decrease(objective, HessianOperator(objective))
     (1.0, 0.25)
     """
-    point = objective.theta.detach().requires_grad_(True)
-    (gradient,) = torch.autograd.grad(objective.loss(point), point)
+    _, gradient = objective.gradient(objective.theta)
     squared = float(gradient @ gradient)
     curvature = float(gradient @ hessian.matvec(gradient))
     decrease = squared**2 / (2 * curvature) if curvature > 0 else (0.0 if squared == 0 else math.inf)
@@ -220,12 +230,15 @@ def _classes(objective: Objective) -> int:
         return int(objective.outputs(objective.theta, objective.batches[0].inputs).shape[-1])
 
 
-def _resumable(store: Path | None, name: str, compute: Callable[..., LossSurface]) -> LossSurface:
-    """Run ``compute(resume=..., checkpoint=...)`` continuing from, and saving to, ``store/name``."""
+def _resumable(store: Path | None, name: str, compute: Callable[..., LossSurface], writes: bool) -> LossSurface:
+    """Run ``compute(resume=..., checkpoint=...)`` continuing from ``store/name``, saving to it
+    when ``writes``."""
     if store is None:
         return compute()
     path = store / f"{name}.safetensors"
     resume = load_surface(path) if path.is_file() else None
+    if not writes:
+        return compute(resume=resume)
     result = compute(resume=resume, checkpoint=lambda partial: save_surface(path, partial))
     save_surface(path, result)
     return result

@@ -11,6 +11,16 @@ the mean loss over the subset. The model is evaluated with
 copies too (in the measurement's dtype), and every forward runs in eval mode (BatchNorm uses its
 running statistics and never updates them). The model object is left exactly as it was, mode
 flags included.
+
+**Several processes** (``env``, a :class:`flatkd.train.Dist` under torchrun): each process holds a
+disjoint shard of the subset's batches and every weight is :math:`n_b / N` with :math:`N` the
+clips of *all* shards, so the process-local sum :meth:`Objective.loss` is process :math:`r`'s
+share :math:`L_r` and :math:`L = \\sum_r L_r`. What is linear in the loss is the sum of the
+shares: the gradient (:meth:`Objective.gradient`), a Hessian-vector product
+(:class:`flatkd.landscape.HessianOperator`) and a loss value with its correct-count
+(:meth:`Objective.evaluate`) are each one all-reduce of the per-process results, so every process
+sees the numbers one process with the whole subset computes (up to the order of floating-point
+sums) and every estimator above runs unchanged, in lockstep, on all of them.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import copy
 import functools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -30,6 +40,7 @@ from flatkd.landscape.batches import Batch, load_batches
 from flatkd.landscape.errors import LandscapeInputError
 from flatkd.landscape.modes import eval_mode
 from flatkd.landscape.params import ParameterSpace
+from flatkd.train.distributed import LOCAL, Dist
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +66,9 @@ class Objective:
         data: iterable of ``(inputs, targets)`` batches, read once (see :mod:`.batches`).
         dtype: floating dtype of the computation; ``None`` takes the parameters' dtype.
             ``torch.float64`` gives reference-quality numbers for tests.
+        env: the processes sharing the subset (module docstring); ``data`` is this process's
+            shard. Every process must construct the objective and call the same methods in
+            the same order (each reduction is a collective).
     """
 
     def __init__(
@@ -64,8 +78,10 @@ class Objective:
         data: Iterable[Any],
         *,
         dtype: torch.dtype | None = None,
+        env: Dist = LOCAL,
     ) -> None:
         self.model = model
+        self.env = env
         self.criterion = criterion
         trainable = dict(model.named_parameters())
         self.space = ParameterSpace.of(model)
@@ -74,7 +90,10 @@ class Objective:
         if not self.dtype.is_floating_point:
             raise LandscapeInputError(f"dtype must be a floating type, got {self.dtype}")
         self.device = first.device
-        self.batches = load_batches(data, dtype=self.dtype, device=self.device)
+        shard = load_batches(data, dtype=self.dtype, device=self.device)
+        #: clips in the whole subset (all processes' shards)
+        self.clips = int(env.sum(torch.tensor([float(sum(len(b.targets) for b in shard))])))
+        self.batches = [replace(b, weight=len(b.targets) / self.clips) for b in shard]
         self._set_point({n: _cast(trainable[n], self.dtype) for n in self.space.names})
         self.classifier = self._check_first_batch()
         used = self._used_parameters()
@@ -132,8 +151,18 @@ class Objective:
         return self.criterion(self.outputs(flat, batch.inputs), batch.targets)
 
     def loss(self, flat: torch.Tensor) -> torch.Tensor:
-        """:math:`L(\\theta)` at ``flat``: the batch-size-weighted mean over all batches."""
+        """:math:`L(\\theta)` at ``flat``: the batch-size-weighted mean over all batches
+        (differentiable; with several processes this process's share :math:`L_r`)."""
         return sum(batch.weight * self.batch_loss(flat, batch) for batch in self.batches)
+
+    def gradient(self, flat: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """:math:`(L(\\theta), \\nabla L(\\theta))` at ``flat``, summed over the processes
+        (one forward and backward per batch, one all-reduce)."""
+        point = flat.detach().requires_grad_(True)
+        loss = self.loss(point)
+        (gradient,) = torch.autograd.grad(loss, point)
+        total = self.env.all_reduce(torch.cat([gradient, loss.detach().reshape(1)]))
+        return float(total[-1]), total[:-1]
 
     @functools.cached_property
     def centre(self) -> Evaluation:
@@ -158,15 +187,14 @@ class Objective:
             for name, value in (self.constants if constants is None else constants).items():
                 tensors[name].copy_(value)
             self._replica_constants_changed = constants is not None
-        loss = 0.0
-        correct = 0
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss, correct: summed on the device
         for batch in self.batches:
             out = self._replica(batch.inputs)
-            loss += batch.weight * float(self.criterion(out, batch.targets))
+            sums[0] += batch.weight * self.criterion(out, batch.targets).double()
             if self.classifier:
-                correct += int((out.argmax(dim=1) == batch.targets).sum())
-        total = sum(batch.targets.shape[0] for batch in self.batches)
-        return Evaluation(loss, correct / total if self.classifier else None)
+                sums[1] += (out.argmax(dim=1) == batch.targets).sum()
+        loss, correct = self.env.all_reduce(sums).tolist()
+        return Evaluation(loss, correct / self.clips if self.classifier else None)
 
     @functools.cached_property
     def _replica(self) -> nn.Module:

@@ -12,6 +12,11 @@ resumes. The ranking (:mod:`flatkd.landscape.ranking`) uses each network's final
 subset and every run; ``chain.json`` holds the teacher order PKD will use, measured or the
 paper's, and why. ``flatness.csv`` has one row per run, modality, exit and subset (column ``run``:
 the run directory's name), ``flatness_summary.csv`` one per modality and metric.
+
+Under torchrun (``env``) every process loads the same networks and subsets and measures its
+shard of each subset (every ``world_size``-th clip from its rank on); each HVP, gradient and
+surface loss is all-reduced (:mod:`flatkd.landscape.objective`), so every process holds the
+numbers one process computes, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from flatkd.runs.figure_data import density_curves, surface_frame
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
 from flatkd.runs.training import load_network, load_train_config
+from flatkd.train.distributed import LOCAL, Dist
 
 
 @dataclass(frozen=True)
@@ -55,14 +61,16 @@ class RunRanking:
 
 
 def training_subsets(
-    run: RunDir, modality: str, settings: FlatnessSettings
+    run: RunDir, modality: str, settings: FlatnessSettings, env: Dist = LOCAL
 ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
     """``settings.subsets`` disjoint seeded subsets of ``modality``'s training clips, each as
     ``(clips, labels)`` batches of ``settings.batch_size``: ``samples`` clips each, or the whole
     training set split evenly when it has fewer than ``subsets * samples`` clips (the records say
-    how many clips each subset had).
+    how many clips each subset had). With several processes, this process's shard of each subset
+    (clips ``rank, rank + world_size, ...`` of it).
 
-    Raises :class:`ConfigError` when the training set has fewer clips than subsets.
+    Raises :class:`ConfigError` when the training set has fewer clips than subsets, or a subset
+    fewer clips than processes.
     """
     source = resolve_data_source(run, None)
     config = load_train_config(run, modality)
@@ -77,9 +85,11 @@ def training_subsets(
             f"{run.path}: {len(dataset)} training clips cannot give {settings.subsets} disjoint subsets: "
             f"lower landscape.subsets (--subsets {max(1, len(dataset))})"
         )
+    if size < env.world_size:
+        raise ConfigError(f"{size} clips per subset cannot be shared by {env.world_size} processes: raise landscape.samples")
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(settings.seed))
     return [
-        _batches(dataset, modality, order[k * size : (k + 1) * size].sort().values, settings)
+        _batches(dataset, modality, order[k * size : (k + 1) * size].sort().values[env.rank :: env.world_size], settings)
         for k in range(settings.subsets)
     ]
 
@@ -112,12 +122,15 @@ def rank_run(
     exits: Literal["final", "all"] = "final",
     settings: FlatnessSettings = FlatnessSettings(),
     metric: str = PRIMARY_METRIC,
+    env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
 ) -> RunRanking:
     """Measure, rank and write into ``run_dir`` (module docstring). ``modalities`` defaults to
     every modality with a trained network in the run; at least two are needed. ``seed_runs`` are
     other training runs (seeds) of the same modalities, measured the same way: the ranking's
-    intervals then come from the spread over runs."""
+    intervals then come from the spread over runs. ``env``: the processes of a torchrun launch
+    (each calls this; rank 0 writes, every one returns the same ranking; ``written`` is empty
+    on the others)."""
     run = RunDir(run_dir)
     stage = stage or FINAL_TRAIN_STAGE
     chosen = list(modalities) or [m for m in MODALITIES if run.checkpoint_path(stage, m).is_file()]
@@ -134,13 +147,18 @@ def rank_run(
                 f"{other.path} has no '{stage}' network for {', '.join(missing)}: every --seed-run needs the "
                 f"modalities ranked ({', '.join(chosen)})"
             )
-    run.set_section(["landscape"], asdict(settings))
+    env.barrier()  # every process has checked the run before rank 0 records the settings
+    if env.is_main:
+        run.set_section(["landscape"], asdict(settings))
     measurements: list[Measurement] = []
     for label, source in zip(run_labels(runs), runs):
         for modality in chosen:
-            measurements += _measure(source, label, modality, stage, exits, settings, progress)
+            measurements += _measure(source, label, modality, stage, exits, settings, env, progress)
     finals = [m for m in measurements if m.record.exit == _final_exit(measurements, m.record.modality)]
     ranking = rank_modalities([m.record for m in finals], metric)
+    if not env.is_main:
+        env.barrier()
+        return RunRanking(measurements, ranking, [])
     with atomic_open(run.flatness_path, "w", encoding="utf-8", newline="") as handle:
         flatness_table([m.record for m in measurements]).to_csv(handle, index=False)
     with atomic_open(run.flatness_summary_path, "w", encoding="utf-8", newline="") as handle:
@@ -154,6 +172,7 @@ def rank_run(
         lines = surface_frame({m.record.modality: m.line for m in shown if m.line is not None})
         planes = surface_frame({m.record.modality: m.plane for m in shown if m.plane is not None})
         written += save_figure(plot_surfaces(lines, planes), run.figures_dir / "surfaces.png")
+    env.barrier()  # the files are complete when any process returns
     return RunRanking(measurements, ranking, written)
 
 
@@ -164,20 +183,22 @@ def _measure(
     stage: str,
     exits: Literal["final", "all"],
     settings: FlatnessSettings,
+    env: Dist,
     progress: ProgressFactory,
 ) -> list[Measurement]:
-    """Every requested exit of ``run``'s ``modality`` network on every subset, labelled ``label``."""
+    """Every requested exit of ``run``'s ``modality`` network on every subset, labelled ``label``
+    (on ``env``'s device, this process's shard of each subset)."""
     checkpoint = run.existing_checkpoint(stage, modality)
-    network = load_network(run, modality, stage)
+    network = load_network(run, modality, stage).to(env.device)
     fingerprint = _sha256(checkpoint)
     indices = range(network.num_exits) if exits == "all" else [network.num_exits - 1]
     measurements = []
-    for subset, data in enumerate(training_subsets(run, modality, settings)):
+    for subset, data in enumerate(training_subsets(run, modality, settings, env)):
         for index in indices:
             measurement = measure_network(
                 SelectExit(network, index), nn.CrossEntropyLoss(), data, settings, modality=modality, exit=index,
                 subset=subset, store=run.flatness_store(modality, index, subset), fingerprint=fingerprint,
-                progress=progress,
+                env=env, progress=progress,
             )  # fmt: skip
             measurements.append(replace(measurement, record=replace(measurement.record, run=label)))
     return measurements

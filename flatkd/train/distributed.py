@@ -48,12 +48,14 @@ class Dist:
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """Sum of ``values`` over all processes (float64 on the CPU, for exact small counts)."""
-        values = values.to(torch.float64)
+        return self.all_reduce(values.to(self.device, torch.float64)).cpu()
+
+    def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` replaced (in place, on its device and in its dtype) by its sum over the
+        processes, and returned; every process gets the same bits. Alone: ``tensor`` unchanged."""
         if self.distributed:
-            moved = values.to(self.device)
-            dist.all_reduce(moved)
-            values = moved.cpu()
-        return values
+            dist.all_reduce(tensor)
+        return tensor
 
     def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
         """Replace each gradient by its mean over the processes (one all-reduce of all of them

@@ -191,10 +191,8 @@ def _ascend(
     best = centre
     with progress(total=steps, desc="sharpness") as bar:
         for _ in range(steps):
-            point = (theta + delta).requires_grad_(True)
-            loss = objective.loss(point)
-            (gradient,) = torch.autograd.grad(loss, point)
-            best = max(best, float(loss.detach()))
+            loss, gradient = objective.gradient(theta + delta)
+            best = max(best, loss)
             delta = step(delta, gradient)
             bar.update(1)
     best = max(best, objective.evaluate(theta + delta).loss)
