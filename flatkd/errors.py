@@ -23,3 +23,7 @@ class InputFileError(FlatkdError):
 
 class MissingPrerequisiteError(FlatkdError):
     """A step needs the output of an earlier step; the message names the command to run first."""
+
+
+class OutputWriteError(FlatkdError):
+    """An output could not be written (a full disk, no permission); the message names the path."""

@@ -36,7 +36,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _arrays(cache: Path) -> dict[str, bytes]:
-    return {p.relative_to(cache).as_posix(): p.read_bytes() for p in sorted(cache.rglob("*.npy"))}
+    return {p.relative_to(cache).as_posix(): p.read_bytes() for p in sorted(cache.rglob("*.zst"))}
 
 
 def test_cache_holds_exactly_the_codecs_iframes_motion_and_residuals(dataset: Path, tmp_path: Path) -> None:
@@ -60,10 +60,10 @@ def test_cache_holds_exactly_the_codecs_iframes_motion_and_residuals(dataset: Pa
     rows = cache.read(sample.video, "residual", np.array([3, 3, 20]), top=5, height=30)
     np.testing.assert_array_equal(rows, residual[[3, 3, 20], 5:35])
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["settings"] == {"size": None, "accumulate": True}
+    assert manifest["settings"] == CacheSettings(size=None).record()
     assert len(manifest["videos"]) == 24
     assert manifest["videos"][sample.video]["bytes"] == sum(
-        (tmp_path / "videos" / sample.video / f"{m}.npy").stat().st_size for m in ("iframe", "mv", "residual")
+        (tmp_path / "videos" / sample.video / f"{m}.zst").stat().st_size for m in ("iframe", "mv", "residual")
     )
 
 
@@ -123,7 +123,7 @@ def test_a_killed_build_resumes_without_redoing_finished_videos(dataset: Path, t
     assert not (out / "manifest.json").exists(), "the build was killed before it finished"
     done = {meta.parent: meta.stat().st_mtime_ns for meta in out.rglob("meta.json")}
     assert 2 <= len(done) < 24
-    stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for d in done for p in d.glob("*.npy")}
+    stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for d in done for p in d.glob("*.zst")}
     with pytest.raises(MissingPrerequisiteError, match="incomplete"):
         ModalityCache(out)
 
@@ -169,8 +169,8 @@ def test_changed_settings_and_missing_caches_are_refused(dataset: Path, tmp_path
         build_cache(samples, tmp_path, CacheSettings(size=40), jobs=1)
     with pytest.raises(MissingPrerequisiteError, match="flatkd data cache"):
         ModalityCache(tmp_path / "nothing")
-    (tmp_path / "videos" / samples[0].video / "mv.npy").unlink()
-    with pytest.raises(MissingPrerequisiteError, match="mv.npy is missing"):
+    (tmp_path / "videos" / samples[0].video / "mv.zst").unlink()
+    with pytest.raises(MissingPrerequisiteError, match="mv.zst is missing"):
         ClipDataset(samples, tmp_path, train=False)[0]
     assert build_cache(samples, tmp_path, CacheSettings(size=32), jobs=1).cached == 1, "the damage is repaired"
     with pytest.raises(MissingPrerequisiteError, match="1 of 3 videos .* not in the cache"):

@@ -7,9 +7,18 @@ from pathlib import Path
 import click
 
 from flatkd.cli.common import EXIT_SOME_FAILED, progress
-from flatkd.data.cache import CacheSettings, build_cache, default_cache_dir
+from flatkd.data.cache import (
+    CacheEstimate,
+    CacheSettings,
+    build_cache,
+    default_cache_dir,
+    estimate_cache,
+    free_bytes,
+    pending,
+)
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.splits import SPLITS
+from flatkd.modalities import MODALITIES
 
 
 @click.command()
@@ -42,6 +51,24 @@ from flatkd.data.splits import SPLITS
     help="Cache the videos listed in this split only.",
 )
 @click.option(
+    "--modalities",
+    default=",".join(MODALITIES),
+    show_default=True,
+    help="Comma-separated modalities to store (cache only what the runs train on).",
+)
+@click.option(
+    "--residual-step",
+    type=click.IntRange(1, 64),
+    default=CacheSettings.residual_step,
+    show_default=True,
+    help="Lossy: round residuals to multiples of this (error <= step // 2 per value); 1 is lossless.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the bytes the build would write, per modality, and the free space; write nothing.",
+)
+@click.option(
     "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes  [default: all CPUs]."
 )
 def cache(
@@ -51,11 +78,14 @@ def cache(
     source_size: bool,
     accumulate: bool,
     split: str,
+    modalities: str,
+    residual_step: int,
+    dry_run: bool,
     jobs: int | None,
 ) -> None:
     """Decode every video of DATASET_DIR once and store what training reads: the I-frame of every
-    GOP and the motion vectors and residual of every P-frame, shrunk to --size, as memory-mappable
-    arrays with a manifest.json of per-video records.
+    GOP and the motion vectors and residual of every P-frame, shrunk to --size, one zstd chunk per
+    frame (lossless unless --residual-step), with a manifest.json of per-video records.
 
     DATASET_DIR is a `flatkd data synth` output or a UCF-101 / HMDB-51 tree (split lists and
     videos are found automatically; see `flatkd.data.splits`). The videos must be MPEG-4 Part 2 or
@@ -65,18 +95,32 @@ def cache(
     Example:
       flatkd data cache data/synth                 # -> data/synth/cache
       flatkd data cache data/ucf101 --size 256 --jobs 8
+      flatkd data cache data/ucf101 --modalities iframe,mv --dry-run
 
     A killed run continues where it stopped when started again (finished videos are kept). Videos
     that cannot be decoded (damaged, B-frames, a frame size that changes mid-stream, ...) are
     listed on stderr and, with the reason, in the manifest, and skipped while the rest are cached.
+    A build that would not fit on the disk is refused before it starts; a disk that fills up all
+    the same stops it (finished videos stay cached, and a cache that was complete before still
+    opens).
 
-    Exit status: 0 all cached; 2 an error before anything was done (one line); 3 finished, but
-    some videos failed.
+    Exit status: 0 all cached; 2 an error (one line: bad input, no space left, ...); 3 finished,
+    but some videos failed.
     """
-    settings = CacheSettings(size=None if source_size else size, accumulate=accumulate)
+    wanted = tuple(m.strip() for m in modalities.split(",") if m.strip())
+    settings = CacheSettings(
+        size=None if source_size else size,
+        accumulate=accumulate,
+        modalities=wanted,  # type: ignore[arg-type]  # CacheSettings checks the names
+        residual_step=residual_step,
+    )
     splits = SPLITS if split == "all" else (int(split),)
     samples = list_videos(dataset_dir, splits)
     out = default_cache_dir(dataset_dir) if out is None else out
+    if dry_run:
+        todo = pending(samples, out, settings)
+        _print_estimate(estimate_cache(todo, settings), free_bytes(out), out)
+        return
     report = build_cache(samples, out, settings, jobs=jobs, progress=progress)
     for key, error in report.failed.items():
         click.echo(f"flatkd: failed: {key}: {error}", err=True)
@@ -85,3 +129,17 @@ def cache(
     )
     if report.failed:
         click.get_current_context().exit(EXIT_SOME_FAILED)
+
+
+def _print_estimate(estimate: CacheEstimate, free: int, out: Path) -> None:
+    """The ``--dry-run`` report: bytes per modality and in all, against the free space."""
+    click.echo(
+        f"{out}: {estimate.videos} videos ({estimate.frames} frames) to cache; bytes measured on "
+        f"{estimate.sampled} of them ({estimate.sampled_frames} frames)"
+    )
+    for modality, count in estimate.bytes.items():
+        per_frame = count / estimate.frames if estimate.frames else 0.0
+        click.echo(f"  {modality:9s} {count:>16,d} bytes  {count / 1e9:9.3f} GB  {per_frame / 1e3:8.1f} kB/frame")
+    verdict = "fits" if estimate.total <= free else "does NOT fit"
+    click.echo(f"  {'total':9s} {estimate.total:>16,d} bytes  {estimate.total / 1e9:9.3f} GB")
+    click.echo(f"free on its disk: {free:,d} bytes ({free / 1e9:.3f} GB): the build {verdict}")

