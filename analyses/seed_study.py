@@ -84,22 +84,21 @@ def _interval(values: Sequence[float], scale: float = 100.0, digits: int = 1) ->
 
 def heads_markdown(runs: Sequence[RunDir], probes: dict[int, dict[str, float]], pairs: Sequence[tuple[int, int]]) -> str:
     """Probe and final-head accuracies, fusion and agreement, per run and over runs."""
-    tables = {run.path.name: final_heads(run).set_index("what")["value"] for run in runs}
-    heads = pd.DataFrame(tables)
-    lines = ["| | " + " | ".join(heads.columns) + " | mean [95% CI over runs] |",
-             "|---|" + "---:|" * (len(heads.columns) + 1)]  # fmt: skip
-    for what, row in heads.iterrows():
-        label = f"{what} agreement" if "-" in str(what) else f"{what} accuracy"
-        cells = " | ".join(f"{100 * v:.1f}" for v in row)
-        lines.append(f"| {label} | {cells} | {_interval(row.tolist())} |")
+    heads = {run.path.name: final_heads(run) for run in runs}
+    first = heads[runs[0].path.name]
+    rows = {f"{name} accuracy": [h.accuracy[name].estimate for h in heads.values()] for name in first.accuracy}
+    rows |= {f"{a}-{b} agreement": [h.agreement[a, b] for h in heads.values()] for a, b in first.agreement}
+    lines = ["| | " + " | ".join(heads) + " | mean [95% CI over runs] |", "|---|" + "---:|" * (len(heads) + 1)]
+    for label, values in rows.items():
+        cells = " | ".join(f"{100 * v:.1f}" for v in values)
+        lines.append(f"| {label} | {cells} | {_interval(values)} |")
     for data_seed, probe in probes.items():
         cells = ", ".join(f"{name} {100 * value:.1f}%" for name, value in probe.items())
         lines.append(f"\nLinear probe of data seed {data_seed} (`flatkd data synth --check`): {cells}.")
-    clips = int(final_heads(runs[0])["clips"].iloc[0])
     return (
-        f"Test clips per run: {clips}. Runs `dD-sS`: data seed D, training seed S"
+        f"Test clips per run: {first.clips}. Runs `dD-sS`: data seed D, training seed S"
         f" ({', '.join(f'd{d}-s{s}' for d, s in pairs)}). Accuracy (%) of each network's final head,"
-        " the equal late fusion of the three, and the top-class agreement of every pair of final heads.\n\n"
+        " their fusion (mean of the softmax scores), and the top-class agreement of every pair of final heads.\n\n"
         + "\n".join(lines)
         + "\n"
     )

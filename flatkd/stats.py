@@ -23,8 +23,9 @@ Cai & DasGupta, Statist. Sci. 2001 recommend it over the Wald interval for small
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -39,6 +40,7 @@ __all__ = [
     "paired_bootstrap",
     "seed_summary",
     "student_t_quantile",
+    "pairwise_agreement",
     "top_class_agreement",
     "wilson_interval",
 ]
@@ -254,3 +256,11 @@ def top_class_agreement(first: Sequence[int] | np.ndarray, second: Sequence[int]
     if a.shape != b.shape or a.ndim != 1 or not a.size:
         raise ValueError(f"need two equal-length 1-D predictions, got shapes {a.shape} and {b.shape}")
     return float(np.mean(a == b))
+
+
+def pairwise_agreement(predictions: Mapping[str, Sequence[int] | np.ndarray]) -> dict[tuple[str, str], float]:
+    """:func:`top_class_agreement` of every pair of the named classifiers, in their order."""
+    return {
+        (a, b): top_class_agreement(predictions[a], predictions[b])
+        for a, b in itertools.combinations(predictions, 2)
+    }

@@ -20,7 +20,6 @@ clips, as CoViAR's networks do on UCF-101.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.dataset_splits import open_dataset
 from flatkd.data.splits import Sample
 from flatkd.progress import ProgressFactory, no_progress
-from flatkd.stats import top_class_agreement
+from flatkd.stats import pairwise_agreement
 
 BINS = 16
 #: Value range of the histograms per modality (normalised units); differences use +-half of it.
@@ -124,11 +123,7 @@ class ProbeResult:
     def agreement(self) -> dict[tuple[str, str], float]:
         """Top-class agreement of every pair of single modalities (the fraction of test clips on
         which both predict the same class, right or wrong)."""
-        singles = [m for m in self.predictions if m != "fused"]
-        return {
-            (a, b): top_class_agreement(self.predictions[a].numpy(), self.predictions[b].numpy())
-            for a, b in itertools.combinations(singles, 2)
-        }
+        return pairwise_agreement({m: p.numpy() for m, p in self.predictions.items() if m != "fused"})
 
 
 def modality_probe(

@@ -16,7 +16,7 @@ from flatkd.fileio import read_json
 from flatkd.modalities import MODALITIES
 from flatkd.report.markdown import number, percent, table, todo
 from flatkd.runs.data_source import DataSource, resolve_data_source
-from flatkd.runs.heads import final_heads
+from flatkd.runs.heads import FinalHeads, final_heads
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import TRAIN_STAGES, Stage
 from flatkd.runs.training import load_train_config
@@ -113,14 +113,12 @@ def _exit_table(run: RunDir, accuracy: pd.DataFrame, modalities: list[str]) -> s
     return text + "".join(f"\n{note}" for note in notes)
 
 
-def _heads_table(heads: pd.DataFrame) -> str:
-    """The final heads, their equal late fusion and pairwise top-class agreement (:mod:`flatkd.runs.heads`)."""
-    accuracy = heads[heads["ci_low"].notna()]
-    agreement = heads[heads["ci_low"].isna()]
-    cells = [f"{r.what} {percent(r.value)} [{percent(r.ci_low)}, {percent(r.ci_high)}]" for r in accuracy.itertuples()]
-    pairs = [f"{r.what} {percent(r.value)}" for r in agreement.itertuples()]
+def _heads_table(heads: FinalHeads) -> str:
+    """The final heads, their fusion and pairwise top-class agreement (:mod:`flatkd.runs.heads`)."""
+    cells = [f"{name} {percent(i.estimate)} [{percent(i.low)}, {percent(i.high)}]" for name, i in heads.accuracy.items()]
+    pairs = [f"{a}-{b} {percent(value)}" for (a, b), value in heads.agreement.items()]
     return (
-        f"Final heads on test ({int(heads['clips'].iloc[0])} clips; fused = equal late fusion): {', '.join(cells)}."
+        f"Final heads on test ({heads.clips} clips; fused = mean of the softmax scores): {', '.join(cells)}."
         f" Top-class agreement of the pairs of final heads: {', '.join(pairs)}.\n"
     )
 

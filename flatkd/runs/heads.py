@@ -10,31 +10,32 @@ networks); the ``families`` synthetic design is tuned toward it (:mod:`flatkd.da
 
 from __future__ import annotations
 
-import itertools
+from dataclasses import dataclass
 
-import pandas as pd
 import torch
 
 from flatkd.runs.methods import get_method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.wise import method_logits
-from flatkd.stats import top_class_agreement, wilson_interval
-
-COLUMNS = ["what", "value", "ci_low", "ci_high", "clips"]
+from flatkd.stats import Interval, pairwise_agreement, wilson_interval
 
 
-def final_heads(run: RunDir, split: str = "test") -> pd.DataFrame:
-    """Rows ``what, value, ci_low, ci_high, clips`` (fractions): ``<modality>`` accuracy of each
-    trained network's final head (stage ``ic-ce``), ``fused`` (equal late fusion of the softmax
-    scores), and ``<a>-<b>`` agreement of every pair (no interval)."""
+@dataclass(frozen=True)
+class FinalHeads:
+    """Accuracy (with its Wilson interval) of each modality's final head and of ``"fused"``
+    (the mean of their softmax scores), the top-class agreement of every pair of final heads,
+    and the number of clips."""
+
+    accuracy: dict[str, Interval]
+    agreement: dict[tuple[str, str], float]
+    clips: int
+
+
+def final_heads(run: RunDir, split: str = "test") -> FinalHeads:
+    """The final heads (stage ``ic-ce``) of every trained network of ``run`` on ``split``."""
     logits, labels = method_logits(run, get_method("ce"), split)
     finals = {m: z[:, -1] for m, z in logits.items()}
-    rows = []
-    for name, scores in [*finals.items(), ("fused", torch.stack([z.softmax(-1) for z in finals.values()]).mean(0))]:
-        correct = int((scores.argmax(-1) == labels).sum())
-        interval = wilson_interval(correct, len(labels))
-        rows.append([name, interval.estimate, interval.low, interval.high, len(labels)])
-    for a, b in itertools.combinations(finals, 2):
-        agreement = top_class_agreement(finals[a].argmax(-1).numpy(), finals[b].argmax(-1).numpy())
-        rows.append([f"{a}-{b}", agreement, float("nan"), float("nan"), len(labels)])
-    return pd.DataFrame(rows, columns=COLUMNS)
+    scores = {**finals, "fused": torch.stack([z.softmax(-1) for z in finals.values()]).mean(0)}
+    accuracy = {name: wilson_interval(int((s.argmax(-1) == labels).sum()), len(labels)) for name, s in scores.items()}
+    agreement = pairwise_agreement({m: z.argmax(-1).numpy() for m, z in finals.items()})
+    return FinalHeads(accuracy=accuracy, agreement=agreement, clips=len(labels))
