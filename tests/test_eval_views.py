@@ -75,6 +75,16 @@ def test_evaluate_25x10_stores_the_mean_of_the_per_view_logits(trained: Path) ->
     torch.testing.assert_close(stored, torch.stack(expected), rtol=1e-4, atol=1e-5)
     assert not torch.allclose(stored, plain[0])
 
+    wise = run_flatkd("wise", "--run", str(trained), "--method", "ce")
+    assert wise.exit_code == 0, wise.output
+    assert "WISE ce (25x10 view)" in wise.output
+    assert run.get_section(["wise", "ce"])["view"] == "25x10"
+    assert "| ce | 25x10 |" in run.distill_markdown_path.read_text()
+    report = run_flatkd("report", "--run", str(trained))
+    assert report.exit_code == 0, report.output
+    text = run.report_path.read_text()
+    assert "## Test protocol" in text and "| ic-ce | mv | 3 | 25x10 | 8 |" in text
+
 
 def test_one_crop_at_the_training_segments_is_the_training_view(trained: Path) -> None:
     run = RunDir(trained)
