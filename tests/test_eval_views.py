@@ -79,7 +79,7 @@ def test_evaluate_25x10_stores_the_mean_of_the_per_view_logits(trained: Path) ->
     assert wise.exit_code == 0, wise.output
     assert "WISE ce (25x10 view)" in wise.output
     assert run.get_section(["wise", "ce"])["view"] == "25x10"
-    assert "| ce | 25x10 |" in run.distill_markdown_path.read_text()
+    assert " | 25x10 |\n" in run.distill_markdown_path.read_text()
     report = run_flatkd("report", "--run", str(trained))
     assert report.exit_code == 0, report.output
     text = run.report_path.read_text()

@@ -92,7 +92,9 @@ def _test_view(config: TrainConfig, segments: int | None, crops: int) -> EvalVie
     "--preset",
     type=click.Choice(sorted(list_presets())),
     default=None,
-    help="Model preset  [default: cpu-tiny]. `paper`: I-frame ResNet-50, MV/residual ResNet-18.",
+    help="Model preset  [default: cpu-tiny]. `paper`: I-frame ResNet-50, MV/residual ResNet-18. A preset is"
+    " the architecture only: epochs, lr, batch and input size stay the CPU-sized defaults unless set;"
+    " the paper's recipe is --config configs/ucf101.yaml (or hmdb51.yaml).",
 )
 @settings_options("flatkd.train.TrainConfig")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the backbone stage.")

@@ -94,15 +94,16 @@ def wise_markdown(results: Mapping[str, WiseResult], views: Mapping[str, str] | 
         "WISE on the test split (weights fitted on validation); MACs are mean MMACs per clip. View: `train` is the"
         " training-time view (its segments, centre crop), `SxC` the test protocol of S segments x C crops.",
         "",
-        "| variant | view | tau | accuracy | MMACs | all exits: accuracy | MMACs | best single exit | accuracy | MMACs |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| variant | tau | accuracy | MMACs | all exits: accuracy | MMACs | best single exit | accuracy | MMACs | view |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for tag, result in results.items():
         best = result.best_exit()
         lines.append(
-            f"| {tag} | {(views or {}).get(tag) or 'train'} | {result.tau:g} | {_percent(result.at_tau.accuracy)} | {result.at_tau.macs / 1e6:.2f}"
+            f"| {tag} | {result.tau:g} | {_percent(result.at_tau.accuracy)} | {result.at_tau.macs / 1e6:.2f}"
             f" | {_percent(result.step_accuracy[-1])} | {result.step_macs[-1] / 1e6:.2f}"
-            f" | {result.order[best]} | {_percent(result.exit_accuracy[best])} | {result.exit_macs[best] / 1e6:.2f} |"
+            f" | {result.order[best]} | {_percent(result.exit_accuracy[best])} | {result.exit_macs[best] / 1e6:.2f}"
+            f" | {(views or {}).get(tag) or 'train'} |"
         )
     with_controls = {tag: r for tag, r in results.items() if r.controls}
     return "\n".join(lines) + "\n" + (f"\n{wise_controls_markdown(with_controls)}" if with_controls else "")
