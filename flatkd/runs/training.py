@@ -58,7 +58,7 @@ def train_network(
     torch.manual_seed(derive_seed(config.seed, "init"))
     model = build_model(config.preset, modality, num_classes, config.exits)
     if config.weights is not None:
-        load_backbone_weights(model, config.weights)
+        load_backbone_weights(model, config.weights, config.preset)
     common: dict[str, Any] = {
         "config": config,
         "resume": resume,
