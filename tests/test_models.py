@@ -194,7 +194,7 @@ def test_mismatched_or_unsafe_weight_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="these weights fit --preset resnet18 or --preset paper$") as refused:
         load_backbone_weights(build_model("cpu-tiny", "mv", 10), tmp_path / "r18.safetensors", "cpu-tiny")
     message = str(refused.value)
-    assert "conv1.weight (64, 3, 7, 7) vs (16, 2, 7, 7)" in message and "missing" not in message
+    assert "wrong shape: " in message and "missing" not in message
     torch.save(nn.Linear(2, 2), tmp_path / "module.pt")
     with pytest.raises(InputFileError, match="not a plain state dict readable with weights_only=True"):
         load_backbone_weights(build_model("cpu-tiny", "iframe", 10), tmp_path / "module.pt")
