@@ -187,8 +187,14 @@ def test_coviar_style_checkpoint_loads_with_prefixes_stripped(tmp_path: Path) ->
 
 def test_mismatched_or_unsafe_weight_files_are_refused(tmp_path: Path) -> None:
     save_tensors(tmp_path / "r50.safetensors", build_model("resnet50", "iframe", 10).backbone.state_dict())
-    with pytest.raises(InputFileError, match=r"r50\.safetensors: does not fit this backbone \(wrong shape: "):
-        load_backbone_weights(build_model("resnet18", "iframe", 10), tmp_path / "r50.safetensors")
+    with pytest.raises(InputFileError, match=r"r50\.safetensors: does not fit the resnet18 iframe backbone \(wrong shape: ") as refused:
+        load_backbone_weights(build_model("resnet18", "iframe", 10), tmp_path / "r50.safetensors", "resnet18")
+    assert str(refused.value).endswith("these weights fit --preset resnet50 or --preset paper")
+    save_tensors(tmp_path / "r18.safetensors", build_model("resnet18", "iframe", 1000).backbone.state_dict())
+    with pytest.raises(InputFileError, match="these weights fit --preset resnet18 or --preset paper$") as refused:
+        load_backbone_weights(build_model("cpu-tiny", "mv", 10), tmp_path / "r18.safetensors", "cpu-tiny")
+    message = str(refused.value)
+    assert "wrong shape: " in message and "missing" not in message
     torch.save(nn.Linear(2, 2), tmp_path / "module.pt")
     with pytest.raises(InputFileError, match="not a plain state dict readable with weights_only=True"):
         load_backbone_weights(build_model("cpu-tiny", "iframe", 10), tmp_path / "module.pt")

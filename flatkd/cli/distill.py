@@ -178,13 +178,17 @@ def wise(
     and the uniform sum of all exits. WISE at --tau is compared with the best single exit and
     each control on the same test clips: paired bootstrap 95% interval and McNemar's p.
 
+    The logits are those of the papers' test protocol where every network has it (`flatkd
+    evaluate --segments 25 --crops 10`; the most views per clip wins), else the training-time
+    view; --set view=train or view=25x10 chooses. MACs are per clip under that view.
+
     Writes RUN/wise.json (one entry per variant: method and ablations), RUN/wise.csv (the sweeps),
     RUN/wise_controls.csv (the controls and comparisons), RUN/figures/wise_METHOD.png (accuracy
     vs MACs, single exits and controls as points), the settings under `wise.<variant>` in
     RUN/config.yaml, and the WISE tables of RUN/distill.md.
 
     Settings: defaults, then --config FILE with the fields of flatkd.distill.WiseConfig (order,
-    alpha, lr, iterations, scaling, lateral, tau, tau_points, taus, fusion_resolution) or a run's
+    alpha, lr, iterations, scaling, lateral, tau, tau_points, taus, fusion_resolution, view) or a run's
     config.yaml (its `wise.METHOD`), then the flags, then --set KEY=VALUE.
 
     \b
@@ -204,8 +208,9 @@ def wise(
     config = resolve(WiseConfig, ("wise", method), config_path=config_path, flags=flags, overrides=overrides)
     variant, result, written = wise_for_run(run, get_method(method), config, progress=progress)
     best = result.best_exit()
+    view = run.get_section(["wise", variant])["view"]
     click.echo(
-        f"WISE {variant}: {100 * result.at_tau.accuracy:.1f}% at {result.at_tau.macs / 1e6:.2f} MMACs/clip"
+        f"WISE {variant} ({view} view): {100 * result.at_tau.accuracy:.1f}% at {result.at_tau.macs / 1e6:.2f} MMACs/clip"
         f" (tau {result.tau:g}); all exits {100 * result.step_accuracy[-1]:.1f}% at"
         f" {result.step_macs[-1] / 1e6:.2f} MMACs; best single exit {result.order[best]}"
         f" {100 * result.exit_accuracy[best]:.1f}% at {result.exit_macs[best] / 1e6:.2f} MMACs"

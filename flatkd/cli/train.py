@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import click
 
 from flatkd.cli.common import progress, run_option, settings_options
 from flatkd.config import to_dict
+from flatkd.data.transforms import EVAL_CROPS
+from flatkd.data.views import EvalView
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
 from flatkd.progress import no_progress
@@ -35,16 +38,23 @@ def _resolve_config(
     return resolve(TrainConfig, section, recorded=recorded, config_path=config_path, flags=flags, overrides=overrides)
 
 
-def _accuracy_table(run: RunDir, stage: str, modality: str) -> str:
+def _accuracy_table(run: RunDir, stage: str, modality: str, view: str | None = None) -> str:
     lines = []
     for split in ("val", "test"):
-        logits, labels = run.load_logits(stage, modality, split)
+        logits, labels = run.load_logits(stage, modality, split, view)
         accuracy = " ".join(f"{a:.3f}" for a in exit_accuracy(logits, labels).tolist())
-        lines.append(f"{modality:9s} {stage:9s} {split:5s} {len(labels):6d}  {accuracy}")
+        shown = f"{split}" if view is None else f"{split} {view}"
+        lines.append(f"{modality:9s} {stage:9s} {shown:5s} {len(labels):6d}  {accuracy}")
     return "\n".join(lines)
 
 
 _TABLE_HEADER = "modality  stage     split  clips  accuracy per exit (earliest .. final)"
+
+
+def _test_view(config: TrainConfig, segments: int | None, crops: int) -> EvalView | None:
+    """The requested test view, or None for the training-time one (its segments, centre crop)."""
+    view = EvalView(config.num_segments if segments is None else segments, crops)
+    return None if view == EvalView(config.num_segments, 1) else view
 
 
 @click.command()
@@ -82,7 +92,9 @@ _TABLE_HEADER = "modality  stage     split  clips  accuracy per exit (earliest .
     "--preset",
     type=click.Choice(sorted(list_presets())),
     default=None,
-    help="Model preset  [default: cpu-tiny]. `paper`: I-frame ResNet-50, MV/residual ResNet-18.",
+    help="Model preset  [default: cpu-tiny]. `paper`: I-frame ResNet-50, MV/residual ResNet-18. A preset is"
+    " the architecture only: epochs, lr, batch and input size stay the CPU-sized defaults unless set;"
+    " the paper's recipe is --config configs/ucf101.yaml (or hmdb51.yaml).",
 )
 @settings_options("flatkd.train.TrainConfig")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the backbone stage.")
@@ -198,15 +210,38 @@ def train(
     show_default=True,
     help="Whose checkpoints: backbone, ic-ce, or a distillation stage such as ic-pkd.",
 )
+@click.option(
+    "--segments",
+    type=click.IntRange(min=1),
+    default=None,
+    help="TSN segments per clip, evenly spaced (the papers: 25)  [default: as trained].",
+)
+@click.option(
+    "--crops",
+    type=click.Choice([str(c) for c in EVAL_CROPS]),
+    default="1",
+    show_default=True,
+    help="1: centre crop; 10: centre and 4 corners, each also flipped (CoViAR's test).",
+)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
-def evaluate(run_dir: Path, modalities: tuple[str, ...], stage: str, workers: int | None) -> None:
+def evaluate(
+    run_dir: Path, modalities: tuple[str, ...], stage: str, segments: int | None, crops: str, workers: int | None
+) -> None:
     """Recompute the logits of every exit on validation and test from the best checkpoints of
     --stage, save them (RUN/logits/STAGE/) with the MACs of every exit (RUN/macs.json), and print
     the accuracy of every exit.
 
+    With --segments/--crops other than the training-time view (its segments, centre crop) this is
+    the papers' test protocol (CoViAR: 25 segments x 10 crops, or x 1): the logits are averaged
+    over all views of a clip and stored beside the training-time ones, as
+    RUN/logits/STAGE/MODALITY.SPLIT.25x10.safetensors; `flatkd wise` and `flatkd report` use them
+    where every network has them, and say so. Views are evaluated in chunks of eval_batch_size.
+
     \b
-    Example:
+    Examples:
       flatkd evaluate --run runs/r1
+      flatkd evaluate --run runs/r1 --segments 25 --crops 10
+      flatkd evaluate --run runs/r1 --stage ic-pkd --segments 25 --crops 1
     """
     run = RunDir(run_dir)
     if not modalities:
@@ -219,7 +254,9 @@ def evaluate(run_dir: Path, modalities: tuple[str, ...], stage: str, workers: in
         config = load_train_config(run, modality)
         if workers is not None:
             config.workers = workers
-        data = open_split_data(source, config, (modality,))
-        export_logits(run, stage, network, data, config, progress=progress)
+        view = _test_view(config, segments, int(crops))
+        view_config = config if view is None else dataclasses.replace(config, num_segments=view.segments)
+        data = open_split_data(source, view_config, (modality,))
+        export_logits(run, stage, network, data, config, progress=progress, view=view)
         record_macs(run, network, config)
-        click.echo(_accuracy_table(run, stage, modality))
+        click.echo(_accuracy_table(run, stage, modality, None if view is None else view.name))

@@ -21,6 +21,14 @@ Each is ``clamp(a x + b, low, high)`` per channel (:func:`normalisation`), appli
 values before resizing, as CoViAR does (it normalises to uint8 images, then resizes); motion
 scaling and the sign change of a flip fold into ``a``. CoViAR also rounds motion to whole pixels
 before scaling; here it is not rounded.
+
+Test views (CoViAR ``test.py``: ``--test-crops 1`` or ``10``, after TSN's ``GroupOverSample``):
+one view is the evaluation centre crop; ten are the centre and the four corner crops, each also
+flipped. CoViAR first stretches every frame to a ``size * 256 / 224`` square, then cuts ``size``
+squares at offsets ``0``, ``2 step``, ``4 step`` with ``step = (256 - 224) // 4``; here the crops
+are the squares of side ``0.875 min(H, W)`` that training and the centre view use (no stretch,
+so a 340x256 frame keeps its aspect ratio, as in CoViAR's training crops), placed flush with
+the frame's corners and centred like :func:`centre_crop`.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: CoViAR's crop scales for I-frames (MV and residual networks used the first three).
 DEFAULT_SCALES = (1.0, 0.875, 0.75, 0.66)
 EVAL_CROP_FRACTION = 224 / 256
+#: the numbers of test crops per clip CoViAR's ``test.py`` supports
+EVAL_CROPS = (1, 10)
 MV_SATURATION = 20.0
 
 
@@ -84,6 +94,20 @@ def centre_crop(height: int, width: int, fraction: float = EVAL_CROP_FRACTION) -
     """The centred square of side ``fraction * min(height, width)``."""
     side = max(1, int(min(height, width) * fraction))
     return CropBox((height - side) // 2, (width - side) // 2, side, side)
+
+
+def evaluation_crops(height: int, width: int, crops: int) -> tuple[tuple[CropBox, bool], ...]:
+    """The ``(box, flipped)`` test views of a ``height x width`` frame (module docstring): the centre
+    crop alone (``crops=1``), or the centre and the four corners, each unflipped and flipped
+    (``crops=10``, CoViAR's oversampling)."""
+    if crops not in EVAL_CROPS:
+        raise ConfigError(f"test crops must be one of {', '.join(map(str, EVAL_CROPS))} (CoViAR's), got {crops}")
+    centre = centre_crop(height, width)
+    if crops == 1:
+        return ((centre, False),)
+    side = centre.height
+    corners = [CropBox(top, left, side, side) for top in (0, height - side) for left in (0, width - side)]
+    return tuple((box, flip) for box in (*corners, centre) for flip in (False, True))
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -105,7 +105,9 @@ class WiseConfig:
     """WISE settings. ``order``: exit names in cascade order (empty: the release order over the
     exits present); ``tau``: the threshold reported as the operating point; ``tau_points``: how
     many validation-confidence quantiles the sweep uses (:func:`tau_grid`); ``taus``: thresholds
-    added to that sweep; ``fusion_resolution``: the simplex grid of the fitted late fusion."""
+    added to that sweep; ``fusion_resolution``: the simplex grid of the fitted late fusion;
+    ``view``: which logits the run layer reads (``train``: the training-time view, or a test
+    protocol such as ``25x10``; ``None``: the protocol every network has, else ``train``)."""
 
     order: tuple[str, ...] = ()
     alpha: float = 0.01
@@ -117,6 +119,7 @@ class WiseConfig:
     tau_points: int = 24
     taus: tuple[float, ...] = ()
     fusion_resolution: int = 12
+    view: str | None = None
 
     def __post_init__(self) -> None:
         if self.alpha < 0 or self.lr <= 0 or self.iterations < 1:

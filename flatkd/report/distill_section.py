@@ -15,7 +15,7 @@ from flatkd.report.markdown import FigureLinks, table, todo
 from flatkd.runs.genkd_tables import genkd_markdown, genkd_paired_rows, gradient_ratio_rows
 from flatkd.runs.ic_comparisons import comparisons_markdown, comparisons_table, selection_markdown
 from flatkd.runs.rundir import RunDir
-from flatkd.runs.tables import accuracy_markdown, wise_markdown
+from flatkd.runs.tables import accuracy_markdown, wise_markdown, wise_views
 from flatkd.runs.wise import read_wise_results
 
 BASELINE = "ce"
@@ -85,7 +85,7 @@ def wise_section(run: RunDir, figures: FigureLinks) -> str:
         return f"_{exc}_\n"
     if not results:
         return todo("WISE not run yet", command)
-    text = wise_markdown(results)
+    text = wise_markdown(results, wise_views(run, results))
     for tag in (tag for tag, result in results.items() if not result.controls):
         text += "\n" + todo(f"WISE variant {tag} predates the controls; re-run it", command)
     for stem in figures.available():

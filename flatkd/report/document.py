@@ -21,6 +21,7 @@ from flatkd.fileio import write_text
 from flatkd.report.distill_section import distillation_section, wise_section
 from flatkd.report.flatness_section import flatness_section
 from flatkd.report.markdown import FigureLinks
+from flatkd.report.protocol_section import protocol_section
 from flatkd.report.run_summary import data_section, has_trained_network, training_section
 from flatkd.report.seeds_section import seeds_section
 from flatkd.runs.rundir import RunDir
@@ -49,6 +50,7 @@ def build_report(
     sections = [
         ("Data", data_section(run, accuracy)),
         ("Training", training_section(run, accuracy)),
+        ("Test protocol", protocol_section(run)),
         ("Flatness", flatness_section(run, figures)),
         ("Distillation", distillation_section(run, accuracy, figures)),
         ("WISE", wise_section(run, figures)),

@@ -17,6 +17,9 @@ Layout (``runs/NAME/``)::
                                       (training throughput), data_wait (share of training time
                                       spent waiting for data)
     logits/<stage>/<modality>.<split>.safetensors   ``logits`` [N, n_exits, K], ``labels`` [N]
+                                      (the training-time view: centred segments, centre crop)
+    logits/<stage>/<modality>.<split>.<view>.safetensors   the same under a test protocol of
+                                      ``flatkd evaluate`` (view ``25x10``: 25 segments x 10 crops)
     macs.json                         MACs per clip of every exit (flatkd.models.macs):
                                       {modality: {"backbone": [up to exit 0's stage, ...],
                                       "head": [exit 0's head alone, ...]}}; the path to exit k
@@ -115,8 +118,10 @@ class RunDir:
         data subset."""
         return self.path / "flatness" / f"{modality}.exit{exit_index}" / f"subset{subset}"
 
-    def logits_path(self, stage: str, modality: str, split: str) -> Path:
-        return self.path / "logits" / stage / f"{modality}.{split}.safetensors"
+    def logits_path(self, stage: str, modality: str, split: str, view: str | None = None) -> Path:
+        """Logits of one split; ``view`` names a test protocol (``25x10``), None the training-time view."""
+        suffix = "" if view is None else f".{view}"
+        return self.path / "logits" / stage / f"{modality}.{split}{suffix}.safetensors"
 
     # ---- config.yaml -----------------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:
@@ -188,14 +193,17 @@ class RunDir:
 
     # ---- logits and MACs -------------------------------------------------------------------
     def save_logits(
-        self, stage: str, modality: str, split: str, logits: torch.Tensor, labels: torch.Tensor
+        self, stage: str, modality: str, split: str, logits: torch.Tensor, labels: torch.Tensor,
+        view: str | None = None,
     ) -> None:
-        """Store ``logits`` [N, n_exits, K] and ``labels`` [N] of one split."""
-        save_tensors(self.logits_path(stage, modality, split), {"logits": logits, "labels": labels})
+        """Store ``logits`` [N, n_exits, K] and ``labels`` [N] of one split (and test ``view``)."""
+        save_tensors(self.logits_path(stage, modality, split, view), {"logits": logits, "labels": labels})
 
-    def load_logits(self, stage: str, modality: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def load_logits(
+        self, stage: str, modality: str, split: str, view: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits [N, n_exits, K], labels [N])`` saved by :meth:`save_logits`."""
-        path = self.logits_path(stage, modality, split)
+        path = self.logits_path(stage, modality, split, view)
         if not path.is_file():
             raise MissingPrerequisiteError(f"{path} is missing: {_producer(self, stage, modality)}")
         tensors = load_tensors(path)

@@ -87,23 +87,32 @@ def accuracy_markdown(table: pd.DataFrame, split: str = "test") -> str:
     return "\n".join(lines) + "\n"
 
 
-def wise_markdown(results: Mapping[str, WiseResult]) -> str:
-    """One line per WISE variant: at its tau, with every exit, and the best single exit."""
+def wise_markdown(results: Mapping[str, WiseResult], views: Mapping[str, str] | None = None) -> str:
+    """One line per WISE variant: at its tau, with every exit, and the best single exit; ``views``:
+    the test view each variant read (``train`` or a protocol such as ``25x10``)."""
     lines = [
-        "WISE on the test split (weights fitted on validation); MACs are mean MMACs per clip.",
+        "WISE on the test split (weights fitted on validation); MACs are mean MMACs per clip. View: `train` is the"
+        " training-time view (its segments, centre crop), `SxC` the test protocol of S segments x C crops.",
         "",
-        "| variant | tau | accuracy | MMACs | all exits: accuracy | MMACs | best single exit | accuracy | MMACs |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| variant | tau | accuracy | MMACs | all exits: accuracy | MMACs | best single exit | accuracy | MMACs | view |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for tag, result in results.items():
         best = result.best_exit()
         lines.append(
             f"| {tag} | {result.tau:g} | {_percent(result.at_tau.accuracy)} | {result.at_tau.macs / 1e6:.2f}"
             f" | {_percent(result.step_accuracy[-1])} | {result.step_macs[-1] / 1e6:.2f}"
-            f" | {result.order[best]} | {_percent(result.exit_accuracy[best])} | {result.exit_macs[best] / 1e6:.2f} |"
+            f" | {result.order[best]} | {_percent(result.exit_accuracy[best])} | {result.exit_macs[best] / 1e6:.2f}"
+            f" | {(views or {}).get(tag) or 'train'} |"
         )
     with_controls = {tag: r for tag, r in results.items() if r.controls}
     return "\n".join(lines) + "\n" + (f"\n{wise_controls_markdown(with_controls)}" if with_controls else "")
+
+
+def wise_views(run: RunDir, results: Mapping[str, WiseResult]) -> dict[str, str]:
+    """The test view each WISE variant read, as recorded under ``wise.<variant>.view``."""
+    recorded = run.read_config().get("wise") or {}
+    return {tag: (recorded.get(tag) or {}).get("view") or "train" for tag in results}
 
 
 def wise_controls_markdown(results: Mapping[str, WiseResult]) -> str:
@@ -169,7 +178,7 @@ def write_tables(run: RunDir, wise: Mapping[str, WiseResult] | None = None) -> p
             genkd.to_csv(handle, index=False)
         text += f"\n{genkd_markdown(genkd, gradient_ratio_rows(run))}"
     if wise:
-        text += f"\n{wise_markdown(wise)}"
+        text += f"\n{wise_markdown(wise, wise_views(run, wise))}"
     write_text(run.distill_markdown_path, text)
     accuracy = accuracy_by_exit(table)
     if accuracy:

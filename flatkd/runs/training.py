@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from flatkd.config import from_dict
+from flatkd.data.views import EvalView, ViewDataset
 from flatkd.modalities import CHANNELS
 from flatkd.models import MultiExitNet, build_model, exit_costs, load_backbone_weights
 from flatkd.progress import ProgressFactory, no_progress
@@ -57,7 +58,7 @@ def train_network(
     torch.manual_seed(derive_seed(config.seed, "init"))
     model = build_model(config.preset, modality, num_classes, config.exits)
     if config.weights is not None:
-        load_backbone_weights(model, config.weights)
+        load_backbone_weights(model, config.weights, config.preset)
     common: dict[str, Any] = {
         "config": config,
         "resume": resume,
@@ -111,17 +112,22 @@ def export_logits(
     config: TrainConfig,
     env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
+    view: EvalView | None = None,
 ) -> None:
-    """Save the logits of every exit on validation and test under ``logits/<stage>/``."""
-    for split, dataset in (("val", data.val), ("test", data.test)):
-        desc = f"{stage} {model.modality} {split}"
-        logits, labels = predict(model, dataset, config, env=env, progress=progress, desc=desc)
+    """Save the logits of every exit on validation and test under ``logits/<stage>/``: of the
+    training-time view, or of test ``view`` (``data`` must then have its segments), averaged over
+    its crops (:mod:`flatkd.data.views`) and stored beside the training-time view."""
+    for split, clips in (("val", data.val), ("test", data.test)):
+        dataset: Dataset = clips if view is None else ViewDataset(clips, view.crops)  # type: ignore[arg-type]
+        desc = f"{stage} {model.modality} {split}" + ("" if view is None else f" {view.name}")
+        crops = 1 if view is None else view.crops
+        logits, labels = predict(model, dataset, config, env=env, progress=progress, desc=desc, views=crops)
         if not torch.isfinite(logits).all():
             raise non_finite_network_error(
                 run, run.checkpoint_path(stage, model.modality), stage, model.modality, f"{split} logits"
             )
         if env.is_main:
-            run.save_logits(stage, model.modality, split, logits, labels)
+            run.save_logits(stage, model.modality, split, logits, labels, None if view is None else view.name)
 
 
 def record_macs(run: RunDir, model: MultiExitNet, config: TrainConfig) -> list[int]:

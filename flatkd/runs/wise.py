@@ -18,12 +18,17 @@ Results are kept per *variant* (the method plus the ablations, e.g. ``pkd``, ``p
 - ``config.yaml``: the resolved settings under ``wise.<variant>``;
 - ``distill.md``: rebuilt with the WISE lines (:mod:`flatkd.runs.tables`).
 
+The logits are those of the test protocol every network has (``flatkd evaluate --segments 25
+--crops 10``: :func:`logits_view`), else the training-time view, or the ``view`` setting; the
+view is recorded in ``config.yaml`` and the MACs per clip are scaled to its network passes.
+
 Running a variant again replaces that variant's entry (the inputs are the same files; the
 settings used are in ``config.yaml``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +37,7 @@ import pandas as pd
 import torch
 
 from flatkd.config import to_dict
+from flatkd.data.views import EvalView
 from flatkd.distill.wise import WiseConfig, WiseResult, load_wise, run_wise, save_wise
 from flatkd.errors import ConfigError, InputFileError, MissingPrerequisiteError
 from flatkd.fileio import atomic_open
@@ -43,6 +49,7 @@ from flatkd.runs.figure_data import wise_control_frame, wise_frames, wise_varian
 from flatkd.runs.methods import Method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.tables import write_tables
+from flatkd.runs.training import load_train_config
 
 
 def variant_name(method: Method, config: WiseConfig) -> str:
@@ -73,17 +80,53 @@ def expand_order(items: Sequence[str], exits: Mapping[str, int]) -> tuple[str, .
     return tuple(order)
 
 
-def method_logits(run: RunDir, method: Method, split: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Logits [N, E, K] of every trained modality under ``method`` and the shared labels [N]."""
+#: the ``view`` setting of the training-time view (its segments, centre crop)
+TRAINING_VIEW = "train"
+
+
+def logits_view(run: RunDir, method: Method) -> str:
+    """The test protocol (``flatkd evaluate --segments S --crops C``) whose validation and test
+    logits every trained network of ``method`` has, the one with the most views per clip; else
+    :data:`TRAINING_VIEW`."""
     trained = run.section("train", needs=f"flatkd train --run {run.path} --modality MODALITY")
+    common: set[str] | None = None
+    for modality in (m for m in MODALITIES if m in trained):
+        for split in ("val", "test"):
+            pattern = run.logits_path(method.logits_stage(modality), modality, split, "*")
+            found = {p.name.removeprefix(f"{modality}.{split}.").removesuffix(".safetensors") for p in pattern.parent.glob(pattern.name)}
+            common = found if common is None else common & found
+    views = []
+    for name in common or ():
+        with contextlib.suppress(ConfigError):
+            views.append(EvalView.parse(name))
+    return max(views, key=lambda v: (v.segments * v.crops, v.crops)).name if views else TRAINING_VIEW
+
+
+def _view_factor(run: RunDir, modality: str, view: str) -> float:
+    """Network passes per clip under ``view`` over those of the training-time view (the MACs scale)."""
+    if view == TRAINING_VIEW:
+        return 1.0
+    chosen = EvalView.parse(view)
+    return chosen.segments * chosen.crops / load_train_config(run, modality).num_segments
+
+
+def method_logits(
+    run: RunDir, method: Method, split: str, view: str = TRAINING_VIEW
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Logits [N, E, K] of every trained modality under ``method`` (of test ``view``) and the
+    shared labels [N]."""
+    trained = run.section("train", needs=f"flatkd train --run {run.path} --modality MODALITY")
+    stored = None if view == TRAINING_VIEW else view
     logits, labels = {}, None
     for modality in (m for m in MODALITIES if m in trained):
         stage = method.logits_stage(modality)
-        if not run.logits_path(stage, modality, split).is_file():
-            raise MissingPrerequisiteError(
-                f"no {stage} logits of {modality}: run `flatkd distill --run {run.path} --method {method.name}` first"
-            )
-        logits[modality], these = run.load_logits(stage, modality, split)
+        if not run.logits_path(stage, modality, split, stored).is_file():
+            fix = f"flatkd distill --run {run.path} --method {method.name}"
+            if stored is not None:
+                chosen = EvalView.parse(view)
+                fix = f"flatkd evaluate --run {run.path} --stage {stage} --segments {chosen.segments} --crops {chosen.crops}"
+            raise MissingPrerequisiteError(f"no {stage} logits of {modality} ({view} view): run `{fix}` first")
+        logits[modality], these = run.load_logits(stage, modality, split, stored)
         if labels is not None and not torch.equal(labels, these):
             raise InputFileError(f"the {split} labels of {modality} differ from the other modalities' in {run.path}")
         labels = these
@@ -102,14 +145,17 @@ def wise_for_run(
 ) -> tuple[str, WiseResult, list[Path]]:
     """Fit and evaluate WISE for ``method``; write every output; returns the variant name, the
     result and the files written."""
-    fit_logits, fit_labels = method_logits(run, method, "val")
-    test_logits, test_labels = method_logits(run, method, "test")
+    view = config.view or logits_view(run, method)
+    fit_logits, fit_labels = method_logits(run, method, "val", view)
+    test_logits, test_labels = method_logits(run, method, "test", view)
     exits = {m: t.shape[1] for m, t in fit_logits.items()}
     order = expand_order(config.order, exits) if config.order else ()
-    resolved = dataclasses.replace(config, order=order)
-    result = run_wise(
-        fit_logits, fit_labels, test_logits, test_labels, run.read_macs(), run.read_head_macs(), resolved, progress
+    resolved = dataclasses.replace(config, order=order, view=view)
+    macs, head_macs = (
+        {m: [round(c * _view_factor(run, m, view)) for c in costs] for m, costs in table.items()}
+        for table in (run.read_macs(), run.read_head_macs())
     )
+    result = run_wise(fit_logits, fit_labels, test_logits, test_labels, macs, head_macs, resolved, progress)
     name = variant_name(method, config)
     run.set_section(["wise", name], to_dict(resolved))
     with run.lock():

@@ -3,6 +3,11 @@
 Evaluation runs in eval mode (running BatchNorm statistics) over the dataset in order; under DDP
 each process takes every ``world_size``-th clip and the pieces are gathered back into dataset
 order, so every process returns the full result.
+
+A dataset of several views per clip (:class:`flatkd.data.views.ViewDataset`: inputs
+``[V, S, C, H, W]``) is evaluated in chunks of ``eval_batch_size`` views, and each clip's logits
+are the mean over its views (CoViAR's ``test.py`` averages the scores of all segments and crops;
+the network already averages over segments).
 """
 
 from __future__ import annotations
@@ -32,25 +37,32 @@ def predict(
     env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
     desc: str = "evaluate",
+    views: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """Logits ``[N, n_exits, K]`` (float32, CPU) and labels ``[N]`` (int64) of every clip.
 
-    ``dataset`` yields ``(inputs: dict[modality, [S, C, H, W]], label)``; the model reads
+    ``dataset`` yields ``(inputs: dict[modality, [S, C, H, W]], label)``, or ``[V, S, C, H, W]``
+    for ``views`` views per clip (logits averaged over them, module docstring); the model reads
     ``inputs[model.modality]``. Batch size, loader workers and bf16 come from ``config``
     (``eval_batch_size``, ``workers``, ``bf16``). The model's train/eval mode is restored.
     """
     batch_size, workers, bf16 = config.eval_batch_size, config.workers, config.bf16
     indices = list(range(env.rank, len(dataset), env.world_size))  # type: ignore[arg-type]
-    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, num_workers=workers)
+    clips_per_batch = max(1, batch_size // views)
+    loader = DataLoader(Subset(dataset, indices), batch_size=clips_per_batch, num_workers=workers)
     was_training = model.training
     model.eval()
     logits, labels = [], []
     try:
         with progress(total=len(loader), desc=desc) as bar:
             for inputs, label in loader:
-                with autocast(env.device, bf16):
-                    exits = model(inputs[model.modality].to(env.device, non_blocking=True))
-                logits.append(torch.stack(exits, dim=1).float().cpu())
+                x = inputs[model.modality]
+                if views == 1:
+                    logits.append(_exit_logits(model, x, env.device, bf16))
+                else:
+                    chunks = x.flatten(0, 1).split(batch_size)
+                    flat = torch.cat([_exit_logits(model, chunk, env.device, bf16) for chunk in chunks])
+                    logits.append(flat.view(x.shape[0], views, *flat.shape[1:]).mean(dim=1))
                 labels.append(label)
                 bar.update(1)
     finally:
@@ -59,6 +71,13 @@ def predict(
     pieces = env.gather(local)
     order = torch.cat([p[0] for p in pieces]).argsort()
     return torch.cat([p[1] for p in pieces])[order], torch.cat([p[2] for p in pieces])[order]
+
+
+def _exit_logits(model: MultiExitNet, clips: Tensor, device: torch.device, bf16: bool) -> Tensor:
+    """``[B, S, C, H, W]`` -> float32 CPU logits ``[B, E, K]`` of every exit."""
+    with autocast(device, bf16):
+        exits = model(clips.to(device, non_blocking=True))
+    return torch.stack(exits, dim=1).float().cpu()
 
 
 def exit_accuracy(logits: Tensor, labels: Tensor) -> Tensor:
