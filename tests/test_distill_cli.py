@@ -198,7 +198,7 @@ def test_wise_cli_fits_non_negative_weights_and_reports_the_cascade(distilled: P
     run = RunDir(run_path)
     result = run_flatkd("wise", "--run", str(run_path))
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("WISE pkd: ")
+    assert result.output.startswith("WISE pkd (train view): ")
     wise = load_wise(run.wise_path)["pkd"]
     assert all(w >= 0 for row in wise.weights for w in row)
     assert wise.order == tuple(f"{m}:{i}" for m in ("residual", "mv", "iframe") for i in range(4))
