@@ -7,7 +7,9 @@ estimate_cache` with the clip sampled whole, so the figure is exact). Targets (i
 
     python benchmarks/cache.py
 
-Format 1 (uncompressed arrays) is given for comparison. Peak RSS of a\n1500-frame build at 256 (bikes looped through flatkd's encoder) is measured in a subprocess\nagainst its own baseline. Not measured yet: read speed of format 2 against format 1.
+Format 1 (uncompressed arrays) is given for comparison. Peak RSS of a
+1500-frame build at 256 (bikes looped through flatkd's encoder) is measured in a subprocess
+against its own baseline. Not measured yet: read speed of format 2 against format 1.
 """
 
 from __future__ import annotations
