@@ -9,13 +9,17 @@ estimate_cache` with the clip sampled whole, so the figure is exact). Targets (i
 
 Format 1 (uncompressed arrays) is given for comparison. Peak RSS of a
 1500-frame build at 256 (bikes looped through flatkd's encoder) is measured in a subprocess
-against its own baseline. Not measured yet: read speed of format 2 against format 1.
+against its own baseline. Read speed: samples/s of
+ClipDataset on a format-2 cache over a format-1 copy of it, interleaved rounds, median ratio.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import statistics
 import subprocess
+import time
 import sys
 import tempfile
 from pathlib import Path
@@ -27,10 +31,19 @@ from benchmarks.codec import bikes
 from flatkd.codec.encode import encode_frames
 from flatkd.codec.probe import scan
 from flatkd.codec.transcode import transcode
+from flatkd.data.cache.build import build_cache
 from flatkd.data.cache.estimate import estimate_cache
-from flatkd.data.cache.layout import CHANNELS, DTYPES, CacheSettings
+from flatkd.data.cache.layout import (
+    CHANNELS, DTYPES, MANIFEST_FILE, NPY_FORMAT, SETTINGS_FILE, CacheSettings, ModalityCache, video_dir,
+)
+from flatkd.data.clip_dataset import ClipDataset
+from flatkd.fileio import read_json, write_json
 from flatkd.data.cache.storage import storage_size
 from flatkd.data.splits import Sample
+
+READ_SAMPLES = 8
+READ_ROUNDS = 5
+READ_TARGET = 0.8
 
 TARGETS = {128: 40_000, 256: 130_000}
 LONG_FRAMES = 1500
@@ -53,6 +66,29 @@ def long_clip(clip: Path, out: Path, frames: int) -> int:
     with av.open(str(clip)) as container:
         rgb = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     return encode_frames((rgb[i % len(rgb)] for i in range(frames)), out)
+
+
+def format1_copy(cache2: Path, cache1: Path) -> None:
+    """Write ``cache2``'s arrays as a format-1 cache (plain ``.npy`` per modality, the layout
+    :class:`ModalityCache` still reads; flatkd no longer writes it)."""
+    cache = ModalityCache(cache2)
+    cache1.mkdir()
+    shutil.copy(cache2 / MANIFEST_FILE, cache1 / MANIFEST_FILE)
+    write_json(cache1 / SETTINGS_FILE, {**read_json(cache2 / SETTINGS_FILE), "format": NPY_FORMAT})
+    for key in cache.entries:
+        folder = video_dir(cache1, key)
+        folder.mkdir(parents=True)
+        for modality in cache.modalities:
+            np.save(folder / f"{modality}.npy", cache.load(key, modality))
+
+
+def read_rate(samples: list[Sample], root: Path) -> float:
+    """Samples/s of the training read path: ClipDataset, 3 segments, all three modalities."""
+    data = ClipDataset(samples, root, train=True, num_segments=3)
+    start = time.perf_counter()
+    for i in range(len(data)):
+        data[i]
+    return len(data) / (time.perf_counter() - start)
 
 
 def build_rss(clip: Path, root: Path) -> tuple[float, float]:
@@ -89,6 +125,19 @@ def main() -> None:
             verdict = "PASS" if total <= target else "MISSED"
             print(f"{size:>4} {est.frames:>6} {per['iframe']:>11.0f} {per['mv']:>9.0f} {per['residual']:>13.0f} "
                   f"{total:>10.0f} {format1_bytes(clip, size) / est.frames:>9.0f} {est.total / source:>8.2f} {target:>8}  {verdict}")
+        samples = [Sample(video=f"v{i}", path=clip, label=0, group=None) for i in range(READ_SAMPLES)]
+        build_cache(samples, Path(tmp) / "c2", CacheSettings(size=128), jobs=1)
+        format1_copy(Path(tmp) / "c2", Path(tmp) / "c1")
+        ratios = []
+        for _ in range(READ_ROUNDS):
+            rate1 = read_rate(samples, Path(tmp) / "c1")
+            rate2 = read_rate(samples, Path(tmp) / "c2")
+            ratios.append(rate2 / rate1)
+        median = statistics.median(ratios)
+        verdict = "PASS" if median >= READ_TARGET else "MISSED"
+        print(f"read (ClipDataset, 3 segments, all modalities, 128): format 2 / format 1 = {median:.2f}x "
+              f"(median of {READ_ROUNDS} paired rounds, {min(ratios):.2f}-{max(ratios):.2f}; last "
+              f"{rate2:.0f} vs {rate1:.0f} samples/s; target >= {READ_TARGET}x)  {verdict}")
         long = Path(tmp) / "long.mp4"
         count = long_clip(clip, long, LONG_FRAMES)
         base, peak = build_rss(long, Path(tmp) / "cache")
