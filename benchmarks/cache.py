@@ -51,13 +51,15 @@ RSS_TARGET_MB = 300
 
 # Run in a fresh interpreter: baseline = peak RSS after the imports, then the peak after one build.
 _RSS_CHILD = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
+def hwm():  # peak RSS of this process image in kB (ru_maxrss survives exec on Linux: not it)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 from flatkd.data.cache.build import cache_video
 from flatkd.data.cache.layout import CacheSettings
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 cache_video(Path(sys.argv[1]), "long", Path(sys.argv[2]), CacheSettings(size=256))
-print(json.dumps({"base_kb": base, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"base_kb": base, "peak_kb": hwm()}))
 """
 
 
