@@ -16,7 +16,7 @@ from flatkd.data.views import EvalView
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
 from flatkd.progress import no_progress
-from flatkd.runs.data_source import open_split_data, record_data_source, resolve_data_source
+from flatkd.runs.data_source import FRAME_SOURCES, open_split_data, record_data_source, resolve_data_source
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.settings import recorded_section, resolve
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, TRAIN_STAGES, Stage
@@ -72,6 +72,15 @@ def _test_view(config: TrainConfig, segments: int | None, crops: int) -> EvalVie
     default=None,
     help="Modality cache built by `flatkd data cache`  [default: DATA/cache].",
 )
+@click.option(
+    "--source",
+    "frames",
+    type=click.Choice(FRAME_SOURCES),
+    default="cache",
+    show_default=True,
+    help="Read frames from the cache, or (--modality iframe only) decode the I-frames from the videos "
+    "with GOP-local seeking, no cache needed.",
+)
 @click.option("--split", type=click.IntRange(1, 3), default=None, help="Train/test split  [default: 1].")
 @click.option(
     "--val-fraction",
@@ -113,6 +122,7 @@ def _test_view(config: TrainConfig, segments: int | None, crops: int) -> EvalVie
 def train(
     data_dir: Path | None,
     cache: Path | None,
+    frames: str,
     split: int | None,
     val_fraction: float | None,
     modalities: tuple[str, ...],
@@ -142,6 +152,7 @@ def train(
       flatkd train --data data/synth --modality iframe --run runs/r1
       flatkd train --modality mv --modality residual --run runs/r1 --epochs 20
       flatkd train --modality mv --run runs/r1 --resume            # after a kill
+      flatkd train --data data/ucf101 --modality iframe --source videos --run runs/r2  # no cache
       torchrun --nproc_per_node 2 -m flatkd -- train --modality mv --run runs/r1
 
     Under torchrun (the `--` stops torchrun from reading flatkd's options) each process trains
@@ -186,7 +197,7 @@ def train(
         env.barrier()
         bars = progress if env.is_main else no_progress
         for modality, config in configs.items():
-            data = open_split_data(source, config, (modality,))
+            data = open_split_data(source, config, (modality,), frames)  # type: ignore[arg-type]
             train_network(run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars)
     if env.is_main:
         click.echo(_TABLE_HEADER)

@@ -38,6 +38,7 @@ from flatkd.data.transforms import (
     normalisation,
     resize,
 )
+from flatkd.data.video_frames import VideoIFrames
 from flatkd.errors import ConfigError, MissingPrerequisiteError
 from flatkd.modalities import CHANNELS, MODALITIES
 
@@ -60,7 +61,8 @@ class ClipDataset(Dataset[tuple[dict[str, torch.Tensor], int]]):
 
     Args:
         samples: e.g. ``open_dataset(...).train``.
-        cache: a :class:`ModalityCache` or its folder (``flatkd data cache`` output).
+        cache: a :class:`ModalityCache` or its folder (``flatkd data cache`` output), or a
+            :class:`~flatkd.data.video_frames.VideoIFrames` (I-frames decoded from the videos).
         modalities: any non-empty subset of ``("iframe", "mv", "residual")``, in the order wanted.
         train: random TSN positions, multi-scale crops and flips (else centred, no flip).
         num_segments: TSN segments S.
@@ -76,7 +78,7 @@ class ClipDataset(Dataset[tuple[dict[str, torch.Tensor], int]]):
     def __init__(
         self,
         samples: Sequence[Sample],
-        cache: ModalityCache | str | os.PathLike[str],
+        cache: ModalityCache | VideoIFrames | str | os.PathLike[str],
         modalities: Sequence[str] = MODALITIES,
         *,
         train: bool,
@@ -87,7 +89,7 @@ class ClipDataset(Dataset[tuple[dict[str, torch.Tensor], int]]):
         flip: bool = True,
         seed: int = 0,
     ) -> None:
-        self.cache = cache if isinstance(cache, ModalityCache) else ModalityCache(cache)
+        self.cache = cache if isinstance(cache, ModalityCache | VideoIFrames) else ModalityCache(cache)
         self.modalities = tuple(modalities)
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if not self.modalities or unknown or len(set(self.modalities)) != len(self.modalities):

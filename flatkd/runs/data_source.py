@@ -4,6 +4,11 @@ The first ``flatkd train`` of a run records the dataset folder, its modality cac
 how the validation set was carved and the class names in ``config.yaml`` under ``data``; every
 later command (other modalities, resume, evaluate, distillation) reads them from there, so
 ``--data`` is needed only once.
+
+Where the frames come from is chosen per command, not recorded: the cache (the default), or, for
+I-frames, the videos themselves (``flatkd train --source videos``, :mod:`flatkd.data.video_frames`),
+stored at the run's cache's ``--size`` when that cache exists (so the samples are the cache's) and
+at the default size otherwise.
 """
 
 from __future__ import annotations
@@ -13,11 +18,17 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import Literal
+
 from flatkd.config import from_dict, to_dict
-from flatkd.data.cache import default_cache_dir
+from flatkd.data.cache import CacheSettings, default_cache_dir
+from flatkd.data.cache.layout import SETTINGS_FILE
 from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.dataset_splits import DEFAULT_VAL_FRACTION, open_dataset
+from flatkd.data.splits import Sample
+from flatkd.data.video_frames import VideoIFrames, iframes_only
 from flatkd.errors import ConfigError
+from flatkd.fileio import read_json
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.training import SplitData
 from flatkd.train.config import TrainConfig
@@ -82,23 +93,42 @@ def record_data_source(run: RunDir, source: DataSource) -> None:
     run.set_section(["data"], to_dict(source))
 
 
-def open_split_data(source: DataSource, config: TrainConfig, modalities: Sequence[str]) -> SplitData:
+#: where a command reads its frames: the modality cache, or (I-frames only) the videos
+FrameSource = Literal["cache", "videos"]
+FRAME_SOURCES: tuple[FrameSource, ...] = ("cache", "videos")
+
+
+def _frames(source: DataSource, frames: FrameSource, samples: Sequence[Sample]) -> str | VideoIFrames:
+    """The cache folder, or the videos of ``samples`` at the storage size of the run's cache (if
+    built; see the module docstring)."""
+    if frames == "cache":
+        return source.cache
+    settings = Path(source.cache) / SETTINGS_FILE
+    size = CacheSettings.from_record(read_json(settings)).size if settings.is_file() else CacheSettings.size
+    return VideoIFrames(samples, size)
+
+
+def open_split_data(
+    source: DataSource, config: TrainConfig, modalities: Sequence[str], frames: FrameSource = "cache"
+) -> SplitData:
     """Training (random TSN sampling, augmentation), validation and test (centred) datasets
-    serving ``modalities`` of the same clips, at ``config``'s segments and input size."""
+    serving ``modalities`` of the same clips, at ``config``'s segments and input size, read from
+    ``frames`` (``"videos"``: I-frames only, a one-line error for other modalities)."""
+    if frames == "videos":
+        iframes_only(modalities)
     splits = open_dataset(source.dir, source.split, val_fraction=source.val_fraction, seed=source.val_seed)
     if splits.classes != source.classes:
         raise ConfigError(
             f"the class list of {source.dir} changed since the run recorded it; use a new --run"
         )
     common = {
-        "cache": source.cache,
         "modalities": tuple(modalities),
         "num_segments": config.num_segments,
         "input_size": config.input_size,
         "seed": config.seed,
     }
     return SplitData(
-        train=ClipDataset(splits.train, train=True, **common),
-        val=ClipDataset(splits.val, train=False, **common),
-        test=ClipDataset(splits.test, train=False, **common),
+        train=ClipDataset(splits.train, _frames(source, frames, splits.train), train=True, **common),
+        val=ClipDataset(splits.val, _frames(source, frames, splits.val), train=False, **common),
+        test=ClipDataset(splits.test, _frames(source, frames, splits.test), train=False, **common),
     )

@@ -93,7 +93,8 @@ def chunk_file(folder: Path, modality: str) -> Path:
     return folder / f"{modality}{SUFFIXES[FORMAT_VERSION]}"
 
 
-def _layout_problem(types: str) -> str | None:
+def layout_problem(types: str) -> str | None:
+    """Why a video of picture types ``types`` cannot be sampled (cached or read on the fly), or ``None``."""
     if not types or types[0] != "I":
         return "the stream does not start with an I-frame"
     if set(types) - {"I", "P"}:
@@ -117,7 +118,7 @@ def cache_video(source: Path, key: str, root: Path, settings: CacheSettings) -> 
     signature = _source_signature(source)
     video = CompressedVideo(source)
     info = video.info
-    problem = _layout_problem(info.picture_types)
+    problem = layout_problem(info.picture_types)
     if problem:
         raise InputFileError(f"{source}: cannot be cached: {problem}")
     out_hw = storage_size(info.height, info.width, settings.size)
