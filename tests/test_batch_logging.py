@@ -19,3 +19,5 @@ def test_train_without_a_terminal_logs_one_line_per_epoch(dataset: Path, tmp_pat
     assert result.returncode == 0, result.stderr
     lines = re.findall(r"^flatkd: INFO: (\S+) mv epoch (\d+)/(\d+): train_loss .* lr .* data_wait", result.stderr, re.M)
     assert lines == [("backbone", "1", "2"), ("backbone", "2", "2"), ("ic-ce", "1", "1")]
+    logged = (run / "train.log").read_text(encoding="utf-8")
+    assert len(re.findall(r" INFO: \S+ mv epoch \d+/\d+: train_loss", logged)) == 3

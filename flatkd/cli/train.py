@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from flatkd.cli.common import progress, run_option, settings_options
+from flatkd.cli.common import progress, run_log, run_option, settings_options
 from flatkd.config import to_dict
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
@@ -173,6 +173,8 @@ def train(
                 run.set_section(["train", modality], to_dict(config))
         env.barrier()
         bars = progress if env.is_main else no_progress
+        if env.is_main:
+            stack.enter_context(run_log(run.path))
         for modality, config in configs.items():
             data = open_split_data(source, config, (modality,))
             train_network(run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars)
