@@ -72,7 +72,10 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    level = logging.WARNING - 10 * min(verbose, 2)
+    # in a batch job (stderr not a terminal: nohup, SLURM) the per-epoch and stage lines are shown
+    # without -v, since there are no progress bars there
+    batch = verbose == 0 and not sys.stderr.isatty()
+    level = logging.INFO if batch else logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="flatkd: %(levelname)s: %(message)s", stream=sys.stderr)
 
 

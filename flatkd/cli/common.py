@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -163,3 +166,26 @@ class LazyGroup(click.Group):
                 raise
             click.echo(f"flatkd: error: {message}", err=True)
             ctx.exit(EXIT_USER_ERROR)
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path) -> Iterator[None]:
+    """Append flatkd's INFO lines (per-epoch lines, stage lines) to ``RUN/train.log`` while the
+    block runs, whatever stderr shows; the file is created on the first line (no empty run)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8", delay=True)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    logger = logging.getLogger("flatkd")
+    level = logger.level
+    for other in logging.getLogger().handlers:  # stderr keeps the level -v chose
+        if other.level == logging.NOTSET:
+            other.setLevel(logging.getLogger().level)
+    logger.setLevel(min(logging.getLogger().getEffectiveLevel(), logging.INFO))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from flatkd.cli.common import progress, run_option, settings_options
+from flatkd.cli.common import progress, run_log, run_option, settings_options
 from flatkd.config import to_dict
 from flatkd.data.transforms import EVAL_CROPS
 from flatkd.data.views import EvalView
@@ -196,6 +196,8 @@ def train(
                 run.set_section(["train", modality], to_dict(config))
         env.barrier()
         bars = progress if env.is_main else no_progress
+        if env.is_main:
+            stack.enter_context(run_log(run.path))
         for modality, config in configs.items():
             data = open_split_data(source, config, (modality,), frames)  # type: ignore[arg-type]
             train_network(run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars)

@@ -180,7 +180,7 @@ def fit(
         if env.is_main:
             _commit(files, stage, config.preset, modality, step, state, improved)
         env.barrier()
-        log.info("%s %s epoch %d: %s", stage, modality, epoch, _summary(row, state.best_metric))
+        log.info("%s %s epoch %d/%d: %s", stage, modality, epoch + 1, spec.epochs, _summary(row, state.best_metric))
         if on_epoch_end is not None:
             on_epoch_end({"stage": stage, "modality": modality, **row})
     load_weights(files.weights, step.kept)
@@ -326,10 +326,15 @@ class _DivergenceGuard:
 
 
 def _summary(row: Mapping[str, Any], best: float) -> str:
-    """The epoch's log line: validation accuracy (and the best so far) or the training loss."""
+    """The epoch's log line (epochs counted from 1, as in the progress bars): training loss and
+    accuracy, validation loss and accuracy (and the best so far), lr, data wait and time."""
+    parts = [f"train_loss {row['train_loss']:.4f}"]
+    if "train_acc" in row:
+        parts.append(f"train_acc {row['train_acc']:.4f}")
     if "val_acc" in row:
-        return f"val_acc {row['val_acc']:.4f} (best {best:.4f})"
-    return f"train_loss {row['train_loss']:.4f}"
+        parts += [f"val_loss {row['val_loss']:.4f}", f"val_acc {row['val_acc']:.4f} (best {best:.4f})"]
+    parts += [f"lr {row['lr']:.3g}", f"data_wait {row['data_wait']:.0%}", f"{row['seconds']:.1f}s"]
+    return ", ".join(parts)
 
 
 def _validation_metrics(logits: torch.Tensor, labels: torch.Tensor, monitor: list[int]) -> dict[str, float]:
