@@ -27,6 +27,7 @@ from flatkd.codec.encode import CANONICAL, EncodeSettings, encode_video_frames
 from flatkd.codec.probe import open_input
 from flatkd.errors import ConfigError, FlatkdError, InputFileError
 from flatkd.fileio import read_json, write_json
+from flatkd.naming import video_key
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.workers import run_jobs
 
@@ -167,13 +168,14 @@ def transcode_all(
     max_frames: int | None = None,
     progress: ProgressFactory = no_progress,
 ) -> list[TranscodeResult]:
-    """Transcode each source (see :func:`transcode`) to ``out_dir/<stem><suffix>`` with ``jobs``
+    """Transcode each source (see :func:`transcode`) to ``out_dir/<key><suffix>`` (the name
+    without its container suffix, :func:`flatkd.naming.video_key`) with ``jobs``
     worker processes.
 
     Returns one :class:`TranscodeResult` per source, in the order given. An output is skipped only
     when ``out_dir/transcode.json`` records that it was made from the same source (path, size,
     modification time) with the same settings; otherwise it is made again. Two sources with the
-    same stem, or ``out_dir`` being the folder of a source, raise :class:`ConfigError` before
+    same key, or ``out_dir`` being the folder of a source, raise :class:`ConfigError` before
     anything is written.
     """
     if jobs < 1:
@@ -182,7 +184,7 @@ def transcode_all(
         raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
     suffix = output_suffix(container, settings.codec)
     out_dir = Path(out_dir)
-    pairs = [(Path(s), out_dir / (Path(s).stem + suffix)) for s in sources]
+    pairs = [(Path(s), out_dir / (video_key(Path(s).name) + suffix)) for s in sources]
     seen: dict[Path, Path] = {}
     target = out_dir.resolve()
     for source, output in pairs:
