@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from flatkd.errors import ConfigError, FlatkdError, InputFileError
-from flatkd.fileio import read_json
+from flatkd.fileio import read_json, write_text
 from flatkd.naming import UCF_GROUP, VIDEO_SUFFIXES, clip_group, group_pattern, video_key
 
 Layout = Literal["ucf101", "hmdb51"]
@@ -160,6 +160,21 @@ def parse_ucf101(splits_dir: Path, videos_dir: Path, split: int) -> ListedSplit:
     train = _ucf_list(splits_dir / f"trainlist{split:02d}.txt", videos_dir, classes, True, pattern)
     test = _ucf_list(splits_dir / f"testlist{split:02d}.txt", videos_dir, classes, False, pattern)
     return ListedSplit("ucf101", classes, train, test)
+
+
+def write_ucf101(
+    splits_dir: Path, classes: Sequence[str], splits: Sequence[tuple[Sequence[str], Sequence[str]]]
+) -> None:
+    """Write UCF-101-format lists that :func:`parse_ucf101` reads back: ``classInd.txt`` for
+    ``classes`` (label order) and, for split ``N`` = 1, 2, ... of ``splits``, ``trainlist0N.txt``
+    and ``testlist0N.txt`` from its pair of (training, test) entries ``Class/<file>``; a training
+    entry's label is its class folder's 1-based index."""
+    index = {name: i + 1 for i, name in enumerate(classes)}
+    write_text(splits_dir / "classInd.txt", "".join(f"{i} {name}\n" for name, i in index.items()))
+    for split, (train, test) in enumerate(splits, start=1):
+        lines = "".join(f"{entry} {index[entry.split('/')[0]]}\n" for entry in train)
+        write_text(splits_dir / f"trainlist{split:02d}.txt", lines)
+        write_text(splits_dir / f"testlist{split:02d}.txt", "".join(f"{entry}\n" for entry in test))
 
 
 def hmdb51_class_files(splits_dir: Path, split: int) -> dict[str, Path]:
