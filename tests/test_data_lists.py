@@ -11,7 +11,8 @@ from helpers.videos import encode_with_pyav, moving_texture
 
 from flatkd.codec.encode import EncodeSettings, encode_frames
 from flatkd.data.dataset_splits import open_dataset
-from flatkd.data.splits import read_split
+from flatkd.data.splits import listed_splits, read_split
+from flatkd.errors import InputFileError
 
 SUFFIXES = (".mpg", ".mov", ".avi", ".mp4")
 
@@ -129,3 +130,25 @@ def test_unsplittable_folders_are_refused_in_one_line_before_writing(
 def test_a_bad_group_pattern_is_one_line(tmp_path: Path) -> None:
     raw = _touch(tmp_path, "A/a.avi", "A/b.avi")
     assert_one_line_error(run_flatkd("data", "lists", str(raw), "--group", "(g"), "not a regular expression")
+
+
+def test_data_cache_caches_the_splits_that_exist(tmp_path: Path) -> None:
+    """Lists of split 1 only: `data cache` (default --split all) caches them instead of failing
+    with "no such split file" for split 2."""
+    raw = tmp_path / "raw"
+    for n, name in enumerate(f"{c}/v_{c}_g{g:02d}_c01{s}" for c in ("A", "B") for g, s in ((1, ".avi"), (2, ".mp4"))):
+        _real_video(raw / name, seed=n)
+    assert run_flatkd("data", "lists", str(raw), "--splits", "1").exit_code == 0
+    result = run_flatkd("data", "cache", str(raw), "--size", "16", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert "4 videos cached, 0 already cached, 0 failed" in result.stdout
+    assert_one_line_error(run_flatkd("data", "cache", str(raw), "--split", "2"), "trainlist02.txt", "no such split file")
+
+
+def test_listed_splits_finds_ucf_and_hmdb_lists(tmp_path: Path) -> None:
+    ucf = _touch(tmp_path / "ucf", "splits/classInd.txt", "splits/trainlist01.txt", "splits/testlist03.txt")
+    assert listed_splits(ucf) == (1, 3)
+    hmdb = _touch(tmp_path / "hmdb", "testTrainMulti_7030_splits/wave_test_split2.txt", "hmdb51_org/wave/x.avi")
+    assert listed_splits(hmdb, layout="hmdb51", splits_dir=hmdb / "testTrainMulti_7030_splits") == (2,)
+    with pytest.raises(InputFileError, match="no split lists"):
+        listed_splits(_touch(tmp_path / "none", "splits/classInd.txt"))

@@ -230,6 +230,43 @@ def detect_videos_dir(root: Path, first_class: str) -> Path:
     )
 
 
+def _locate_lists(
+    root: Path, layout: Layout | Literal["auto"], splits_dir: str | os.PathLike[str] | None
+) -> tuple[Path, Layout]:
+    """The folder and layout of the split lists under ``root`` (detected unless given)."""
+    if layout not in ("auto", *LAYOUTS):
+        raise ConfigError(f"layout must be auto, ucf101 or hmdb51, got {layout!r}")
+    if not root.is_dir():
+        raise InputFileError(f"{root}: no such dataset directory")
+    if splits_dir is None:
+        found_dir, found_layout = detect_splits_dir(root)
+        return found_dir, found_layout if layout == "auto" else layout
+    splits_path = Path(splits_dir)
+    if layout == "auto":
+        layout = "ucf101" if (splits_path / "classInd.txt").is_file() else "hmdb51"
+    return splits_path, layout
+
+
+def listed_splits(
+    root: str | os.PathLike[str],
+    *,
+    layout: Layout | Literal["auto"] = "auto",
+    splits_dir: str | os.PathLike[str] | None = None,
+) -> tuple[int, ...]:
+    """The splits of :data:`SPLITS` the dataset under ``root`` has lists for (a ``trainlist0N.txt``
+    or ``testlist0N.txt``, or HMDB-51 ``<class>_test_splitN.txt`` files); folders are detected
+    as :func:`read_split` does. Raises :class:`InputFileError` when there is none."""
+    splits_path, layout = _locate_lists(Path(root), layout, splits_dir)
+    if layout == "ucf101":
+        names = ("trainlist{:02d}.txt", "testlist{:02d}.txt")
+        found = tuple(n for n in SPLITS if any((splits_path / name.format(n)).is_file() for name in names))
+    else:
+        found = tuple(n for n in SPLITS if hmdb51_class_files(splits_path, n))
+    if not found:
+        raise InputFileError(f"{splits_path}: no split lists (trainlist0N.txt / testlist0N.txt) for splits 1-3")
+    return found
+
+
 def read_split(
     root: str | os.PathLike[str],
     split: int = 1,
@@ -247,18 +284,7 @@ def read_split(
     root = Path(root)
     if split not in SPLITS:
         raise ConfigError(f"split must be 1, 2 or 3, got {split}")
-    if layout not in ("auto", *LAYOUTS):
-        raise ConfigError(f"layout must be auto, ucf101 or hmdb51, got {layout!r}")
-    if not root.is_dir():
-        raise InputFileError(f"{root}: no such dataset directory")
-    if splits_dir is None:
-        found_dir, found_layout = detect_splits_dir(root)
-        layout = found_layout if layout == "auto" else layout
-        splits_path = found_dir
-    else:
-        splits_path = Path(splits_dir)
-        if layout == "auto":
-            layout = "ucf101" if (splits_path / "classInd.txt").is_file() else "hmdb51"
+    splits_path, layout = _locate_lists(root, layout, splits_dir)
     if layout == "ucf101":
         first_class = _read_class_index(splits_path / "classInd.txt")[0]
     else:
