@@ -100,5 +100,5 @@ def test_a_source_folder_is_transcoded_recursively_keeping_its_class_folders(tmp
     with pytest.raises(ConfigError, match="lies in the source folder"):
         transcode_all([raw], raw / "canon")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no video files below it"):
-        transcode_all([tmp_path / "empty"], out)
+    (empty,) = transcode_all([tmp_path / "empty"], out)
+    assert empty.status == "failed" and "a folder without video files below it" in empty.error

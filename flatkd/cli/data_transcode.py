@@ -98,7 +98,8 @@ def transcode(
     An output is skipped only when OUT/transcode.json records that it was made from the same
     source (path, size, modification time) with the same settings; outputs are written
     atomically, so an existing one is complete. --out may not be the folder of a source file nor
-    lie in a source folder. A source that fails (unreadable, not a video, damaged) is reported and
+    lie in a source folder. A source that fails (unreadable, not a video, damaged, a folder without
+    videos) is reported and
     the others go on; a source that decodes to fewer frames than its container declares is
     transcoded with a warning.
 

@@ -143,6 +143,9 @@ def _read_records(out_dir: Path) -> dict[str, Any]:
 def _transcode_one(
     index: int, source: Path, output: Path, settings: EncodeSettings, max_frames: int | None
 ) -> tuple[int, TranscodeResult]:
+    if source.is_dir():
+        error = f"{source}: a folder without video files below it (.avi, .mp4, .mpg, .mov, ...)"
+        return index, TranscodeResult(source, output, "failed", error=error)
     try:
         frames, declared = _transcode(source, output, settings, max_frames)
     except (FlatkdError, av.error.FFmpegError) as exc:
@@ -161,30 +164,28 @@ def _transcode_one(
 
 def _folder_videos(folder: Path, out_dir: Path) -> list[Path]:
     """The videos below ``folder`` (:func:`flatkd.naming.is_video`; hidden files and folders
-    skipped), sorted; :class:`ConfigError` if there are none or ``out_dir`` lies in ``folder``."""
+    skipped), sorted; :class:`ConfigError` if ``out_dir`` lies in ``folder``."""
     target, root = out_dir.resolve(), folder.resolve()
     if target == root or root in target.parents:
         raise ConfigError(
             f"--out {out_dir} lies in the source folder {folder}: outputs would mix with the sources; choose another --out"
         )
-    videos = sorted(
+    return sorted(
         p for p in folder.rglob("*")
         if p.is_file() and is_video(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )  # fmt: skip
-    if not videos:
-        raise ConfigError(f"{folder}: no video files below it (.avi, .mp4, .mpg, .mov, ...)")
-    return videos
 
 
 def _pairs(sources: Sequence[str | os.PathLike[str]], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
     """(source, output) of every video to make: a file ``S`` -> ``out_dir/<key of S><suffix>``;
-    a folder -> each video below it at the same place below ``out_dir`` (class folders kept)."""
+    a folder -> each video below it at the same place below ``out_dir`` (class folders kept); a
+    folder without videos stays, as a file would, to be reported as failed."""
     pairs = []
     for source in map(Path, sources):
-        if not source.is_dir():
+        videos = _folder_videos(source, out_dir) if source.is_dir() else []
+        if not videos:
             pairs.append((source, out_dir / (video_key(source.name) + suffix)))
-            continue
-        for video in _folder_videos(source, out_dir):
+        for video in videos:
             relative = video.relative_to(source)
             pairs.append((video, out_dir / relative.parent / (video_key(relative.name) + suffix)))
     return pairs
@@ -213,8 +214,9 @@ def transcode_all(
     path). An output is skipped only
     when ``out_dir/transcode.json`` records that it was made from the same source (path, size,
     modification time) with the same settings; otherwise it is made again. Two sources with the
-    same output, ``out_dir`` being the folder of a source or lying in a source folder, or a source
-    folder without videos raise :class:`ConfigError` before anything is written.
+    same output, or ``out_dir`` being the folder of a source or lying in a source folder raise
+    :class:`ConfigError` before anything is written; a source folder without videos is a failed
+    source.
     """
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
