@@ -99,9 +99,8 @@ def transcode(
     source (path, size, modification time) with the same settings; outputs are written
     atomically, so an existing one is complete. --out may not be the folder of a source file nor
     lie in a source folder. A source that fails (unreadable, not a video, damaged, a folder without
-    videos) is reported and
-    the others go on; a source that decodes to fewer frames than its container declares is
-    transcoded with a warning.
+    videos) is reported and the others go on; a source that decodes to fewer frames than its
+    container declares is transcoded with a warning.
 
     Exit status: 0 all done; 2 an error before anything was done (one line); 3 finished, but some
     sources failed (each named on stderr).
