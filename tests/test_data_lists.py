@@ -152,3 +152,12 @@ def test_listed_splits_finds_ucf_and_hmdb_lists(tmp_path: Path) -> None:
     assert listed_splits(hmdb, layout="hmdb51", splits_dir=hmdb / "testTrainMulti_7030_splits") == (2,)
     with pytest.raises(InputFileError, match="no split lists"):
         listed_splits(_touch(tmp_path / "none", "splits/classInd.txt"))
+
+
+def test_class_folders_under_videos_are_found_and_listed_beside_them(tmp_path: Path) -> None:
+    raw = _touch(tmp_path, *(f"videos/{c}/v_{c}_g{g:02d}_c01.mov" for c in ("A", "B") for g in range(1, 5)))
+    result = run_flatkd("data", "lists", str(raw), "--splits", "2")
+    assert result.exit_code == 0, result.output
+    assert (raw / "splits" / "trainlist02.txt").is_file() and not (raw / "videos" / "splits").exists()
+    data = open_dataset(raw, 2)
+    assert all(s.path.is_file() and s.path.parent.parent == raw / "videos" for s in (*data.train, *data.val, *data.test))

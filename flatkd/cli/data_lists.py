@@ -27,7 +27,7 @@ from flatkd.naming import UCF_GROUP_PATTERN
     show_default=True,
     help="Share of each class's groups every split holds out for testing.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Which groups go to test.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Which groups go to test.")
 @click.option(
     "--group",
     default=UCF_GROUP_PATTERN,
@@ -39,7 +39,8 @@ from flatkd.naming import UCF_GROUP_PATTERN
 @click.option("--force", is_flag=True, help="Replace split lists that exist.")
 def lists(raw_dir: Path, splits: int, test_fraction: float, seed: int, group: str, force: bool) -> None:
     """Write split lists for RAW_DIR/<Class>/<clip>.<ext> (any container FFmpeg opens: .avi .mp4
-    .mpg .mov .mkv .webm ...): RAW_DIR/splits/classInd.txt, trainlist0N.txt and testlist0N.txt
+    .mpg .mov .mkv .webm ...; or RAW_DIR/videos/<Class>/...): RAW_DIR/splits/classInd.txt,
+    trainlist0N.txt and testlist0N.txt
     in UCF-101's format, and lists.json with these settings. Afterwards `flatkd data cache RAW_DIR`
     and `flatkd train --data RAW_DIR` read them.
 

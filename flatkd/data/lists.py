@@ -1,7 +1,9 @@
 """Split lists from class folders of videos: what ``flatkd data lists`` writes.
 
 Input: ``RAW_DIR/<Class>/<clip><suffix>``, any suffix of :data:`flatkd.naming.VIDEO_SUFFIXES`
-(hidden files and files in deeper folders are ignored). Every folder holding videos is a class;
+(hidden files and files in deeper folders are ignored), or the same below one of the loader's
+video folders (``RAW_DIR/videos/<Class>/...``, ``RAW_DIR/UCF-101/...``; the first of
+:data:`flatkd.data.splits.VIDEO_DIRS` that holds any). Every folder holding videos is a class;
 labels follow the sorted folder names.
 
 Groups: clips cut from one source form a group (:func:`flatkd.naming.clip_group`: the ``group``
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flatkd.data.splits import LISTS_FILE, SPLITS, write_ucf101
+from flatkd.data.splits import LISTS_FILE, SPLITS, VIDEO_DIRS, write_ucf101
 from flatkd.errors import ConfigError, InputFileError
 from flatkd.fileio import write_json
 from flatkd.naming import UCF_GROUP_PATTERN, clip_group, group_pattern, is_video, video_key
@@ -67,32 +69,43 @@ class ListsSummary:
     warnings: tuple[str, ...]
 
 
-def _class_videos(raw_dir: Path) -> dict[str, list[str]]:
-    """Class folder -> sorted file names of its videos, for the folders that hold any."""
+def _classes_in(folder: Path) -> dict[str, list[str]]:
+    """Sub-folder name -> sorted file names of its videos, for the sub-folders that hold any."""
+    found = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        names = sorted(p.name for p in sub.iterdir() if p.is_file() and is_video(p) and not p.name.startswith("."))
+        if names:
+            found[sub.name] = names
+    return found
+
+
+def _class_videos(raw_dir: Path) -> tuple[Path, dict[str, list[str]]]:
+    """The folder of the class folders (module docstring) and, per class, its videos' names."""
     if not raw_dir.is_dir():
         raise InputFileError(f"{raw_dir}: no such folder")
-    found = {}
-    for folder in sorted(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        names = sorted(p.name for p in folder.iterdir() if p.is_file() and is_video(p) and not p.name.startswith("."))
-        if names:
-            found[folder.name] = names
-    if not found:
+    for name in VIDEO_DIRS:
+        folder = raw_dir / name
+        found = _classes_in(folder) if folder.is_dir() else {}
+        if found:
+            break
+    else:
         raise InputFileError(
-            f"{raw_dir}: no class folders with videos (expected {raw_dir}/<Class>/<clip>.avi, .mp4, .mpg, ...)"
+            f"{raw_dir}: no class folders with videos (expected {raw_dir}/<Class>/<clip>.avi, .mp4, .mpg, ..., "
+            f"or the same in {raw_dir}/videos)"
         )
     for class_name, names in found.items():
         for name in [class_name, *names]:
             if any(c.isspace() for c in name):
                 raise InputFileError(
-                    f"{raw_dir / class_name}: {name!r} has white space, which split lists cannot hold; rename it"
+                    f"{folder / class_name}: {name!r} has white space, which split lists cannot hold; rename it"
                 )
         keys = Counter(video_key(name) for name in names)
         twice = sorted(k for k, n in keys.items() if n > 1)
         if twice:
             raise InputFileError(
-                f"{raw_dir / class_name}: {twice[0]} exists with two suffixes (one cache key); keep one of them"
+                f"{folder / class_name}: {twice[0]} exists with two suffixes (one cache key); keep one of them"
             )
-    return found
+    return folder, found
 
 
 def _check_free(splits_dir: Path, force: bool) -> None:
@@ -136,11 +149,13 @@ def make_lists(
     """
     if splits not in SPLITS:
         raise ConfigError(f"splits must be 1 to {len(SPLITS)}, got {splits}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
     pattern = group_pattern(group)
     raw_dir = Path(raw_dir)
-    videos = _class_videos(raw_dir)
+    videos_dir, videos = _class_videos(raw_dir)
     kinds: Counter[str] = Counter()
     buckets: dict[str, dict[str, list[str]]] = {}
     for class_name, names in videos.items():
@@ -152,7 +167,7 @@ def make_lists(
             buckets[class_name][found.name or video_key(entry)].append(entry)
         if len(buckets[class_name]) < 2:
             raise InputFileError(
-                f"{raw_dir / class_name}: all {len(names)} clips are one group "
+                f"{videos_dir / class_name}: all {len(names)} clips are one group "
                 f"({next(iter(buckets[class_name]))}), so it cannot be split between training and test; "
                 "add clips of another source or pass a --group pattern that tells them apart"
             )
