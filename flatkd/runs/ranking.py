@@ -148,6 +148,23 @@ def rank_run(
                 f"modalities ranked ({', '.join(chosen)})"
             )
     env.barrier()  # every process has checked the run before rank 0 records the settings
+    # the settings are kept once flatness.csv is written: a refused or failed ranking leaves the run as it was
+    with run.writing(["rank-modalities"], {("landscape",): [run.flatness_path]}, main=env.is_main):
+        return _measure_and_rank(run, runs, chosen, stage, exits, settings, metric, env, progress)
+
+
+def _measure_and_rank(
+    run: RunDir,
+    runs: Sequence[RunDir],
+    chosen: Sequence[str],
+    stage: str,
+    exits: Literal["final", "all"],
+    settings: FlatnessSettings,
+    metric: str,
+    env: Dist,
+    progress: ProgressFactory,
+) -> RunRanking:
+    """Record the settings, measure every run's networks, rank them and write the results."""
     if env.is_main:
         run.set_section(["landscape"], asdict(settings))
     measurements: list[Measurement] = []

@@ -332,6 +332,21 @@ class RunDir:
             handle.close()
 
     @contextlib.contextmanager
+    def writing(
+        self, jobs: Sequence[str], sections: Mapping[tuple[str, ...], Sequence[Path]], *, main: bool = True
+    ) -> Iterator[None]:
+        """:meth:`hold` every one of ``jobs`` and keep ``sections`` :meth:`provisional` while the
+        block runs, in the process that writes (``main``; the other processes of a torchrun
+        launch pass straight through): what every command that records settings and then
+        computes runs under."""
+        with contextlib.ExitStack() as stack:
+            if main:
+                for job in jobs:
+                    stack.enter_context(self.hold(job))
+                stack.enter_context(self.provisional(sections))
+            yield
+
+    @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive lock on the run directory's shared files (``fcntl.flock`` on ``.lock``)."""
         self.path.mkdir(parents=True, exist_ok=True)
