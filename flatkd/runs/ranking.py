@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +44,7 @@ from flatkd.plots.landscape import plot_density, plot_surfaces
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.chain import write_chain
 from flatkd.runs.data_source import resolve_data_source
+from flatkd.runs.diagnostics import NetworkDiagnosis, diagnose_network
 from flatkd.runs.figure_data import density_curves, surface_frame
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
@@ -53,11 +54,13 @@ from flatkd.train.distributed import LOCAL, Dist
 
 @dataclass(frozen=True)
 class RunRanking:
-    """What :func:`rank_run` measured and wrote."""
+    """What :func:`rank_run` measured and wrote, and the ranked networks whose test predictions
+    are degenerate (one class for every clip, or accuracy at chance: :mod:`flatkd.runs.diagnostics`)."""
 
     measurements: list[Measurement]
     ranking: Ranking
     written: list[Path]
+    degenerate: list[NetworkDiagnosis] = field(default_factory=list)
 
 
 def training_subsets(
@@ -173,7 +176,13 @@ def rank_run(
         planes = surface_frame({m.record.modality: m.plane for m in shown if m.plane is not None})
         written += save_figure(plot_surfaces(lines, planes), run.figures_dir / "surfaces.png")
     env.barrier()  # the files are complete when any process returns
-    return RunRanking(measurements, ranking, written)
+    return RunRanking(measurements, ranking, written, _degenerate(run, chosen, stage))
+
+
+def _degenerate(run: RunDir, modalities: Sequence[str], stage: str) -> list[NetworkDiagnosis]:
+    """The ``modalities`` networks of ``stage`` whose test logits (final exit) show a problem."""
+    diagnoses = (diagnose_network(run, m, stage) for m in modalities if run.logits_path(stage, m, "test").is_file())
+    return [d for d in diagnoses if d.problems]
 
 
 def _measure(
