@@ -20,7 +20,7 @@ def diagnostics_section(run: RunDir, figures: FigureLinks) -> str:
     headers = ["modality", "logits of", "backbone epoch", "IC epoch", "n", "chance 1/K", "majority class",
                "accuracy [95% CI]", "chance 95% range"]  # fmt: skip
     text = (
-        "The final exit of every network on the test clips. Epochs: the one each stage kept (the best on"
+        "The final exit of every network on the test clips (training-time view). Epochs: the one each stage kept (the best on"
         " validation; counted from 1, as in the log lines) of those it ran. Chance: a uniform guess (1/K) and"
         " always answering the commonest test class; a network whose accuracy is not above the 95% range of"
         " the larger of the two is at chance.\n\n"

@@ -71,10 +71,15 @@ class StageEpochs:
     planned: int
 
 
-def diagnose_network(run: RunDir, modality: str, stage: str = FINAL_TRAIN_STAGE, split: str = "test") -> NetworkDiagnosis:
-    """:class:`NetworkDiagnosis` of the final exit in ``logits/<stage>/<modality>.<split>``; the
-    class names come from the run's ``data.classes`` (label numbers where the run has none)."""
+def diagnose_network(
+    run: RunDir, modality: str, stage: str = FINAL_TRAIN_STAGE, split: str = "test"
+) -> NetworkDiagnosis | None:
+    """:class:`NetworkDiagnosis` of the final exit in ``logits/<stage>/<modality>.<split>`` (None
+    when the file holds no clips); the class names come from the run's ``data.classes`` (label
+    numbers where the run has none)."""
     logits, labels = run.load_logits(stage, modality, split)
+    if not len(labels):
+        return None
     count = logits.shape[-1]
     recorded = run.read_config().get("data", {}).get("classes") or []
     classes = tuple(str(c) for c in recorded) if len(recorded) == count else tuple(str(k) for k in range(count))
@@ -89,8 +94,9 @@ def diagnose_run(run: RunDir, split: str = "test") -> list[NetworkDiagnosis]:
     trained = run.read_config().get("train") or {}
     for modality in (m for m in MODALITIES if m in trained):
         stage = next((s for s in reversed(TRAIN_STAGES) if run.logits_path(s, modality, split).is_file()), None)
-        if stage is not None:
-            found.append(diagnose_network(run, modality, stage, split))
+        diagnosis = None if stage is None else diagnose_network(run, modality, stage, split)
+        if diagnosis is not None:
+            found.append(diagnosis)
     return found
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -60,7 +60,7 @@ class RunRanking:
     measurements: list[Measurement]
     ranking: Ranking
     written: list[Path]
-    degenerate: list[NetworkDiagnosis] = field(default_factory=list)
+    degenerate: list[NetworkDiagnosis]
 
 
 def training_subsets(
@@ -150,6 +150,7 @@ def rank_run(
                 f"{other.path} has no '{stage}' network for {', '.join(missing)}: every --seed-run needs the "
                 f"modalities ranked ({', '.join(chosen)})"
             )
+    degenerate = _degenerate(run, chosen, stage)  # before the measurements: a damaged logits file fails fast
     env.barrier()  # every process has checked the run before rank 0 records the settings
     if env.is_main:
         run.set_section(["landscape"], asdict(settings))
@@ -161,7 +162,7 @@ def rank_run(
     ranking = rank_modalities([m.record for m in finals], metric)
     if not env.is_main:
         env.barrier()
-        return RunRanking(measurements, ranking, [])
+        return RunRanking(measurements, ranking, [], degenerate)
     with atomic_open(run.flatness_path, "w", encoding="utf-8", newline="") as handle:
         flatness_table([m.record for m in measurements]).to_csv(handle, index=False)
     with atomic_open(run.flatness_summary_path, "w", encoding="utf-8", newline="") as handle:
@@ -176,13 +177,13 @@ def rank_run(
         planes = surface_frame({m.record.modality: m.plane for m in shown if m.plane is not None})
         written += save_figure(plot_surfaces(lines, planes), run.figures_dir / "surfaces.png")
     env.barrier()  # the files are complete when any process returns
-    return RunRanking(measurements, ranking, written, _degenerate(run, chosen, stage))
+    return RunRanking(measurements, ranking, written, degenerate)
 
 
 def _degenerate(run: RunDir, modalities: Sequence[str], stage: str) -> list[NetworkDiagnosis]:
     """The ``modalities`` networks of ``stage`` whose test logits (final exit) show a problem."""
     diagnoses = (diagnose_network(run, m, stage) for m in modalities if run.logits_path(stage, m, "test").is_file())
-    return [d for d in diagnoses if d.problems]
+    return [d for d in diagnoses if d is not None and d.problems]
 
 
 def _measure(
