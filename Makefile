@@ -13,7 +13,7 @@ PYTHON312 ?= $(shell python3.12 -c "import sys; print(sys.executable)" 2>/dev/nu
 TORCH312  ?= 2.4.1
 VENV312   ?= .venv-py312
 
-.PHONY: setup demo figures test test-py312 bench clean
+.PHONY: setup demo figures test test-py312 bench bench-gpu clean
 
 setup: $(STAMP)
 
@@ -42,8 +42,12 @@ $(VENV312)/.flatkd-installed: pyproject.toml
 	$(VENV312)/bin/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# the CPU benchmarks; `make bench-gpu` (benchmarks/gpu.py) needs a GPU (about 8 minutes there)
 bench: $(STAMP)
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in $(filter-out benchmarks/gpu.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$b || exit 1; done
+
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf $(VENV) $(VENV312) .pytest_cache build *.egg-info

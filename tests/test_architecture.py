@@ -15,7 +15,7 @@ import flatkd
 
 ROOT = Path(flatkd.__file__).parent
 METHOD_PACKAGES = ("codec", "data", "models", "train", "landscape", "distill")
-FOUNDATION = ("config", "errors", "fileio", "modalities", "progress", "stats", "workers")
+FOUNDATION = ("config", "errors", "fileio", "modalities", "naming", "progress", "stats", "workers")
 UPPER = ("runs", "report", "plots", "cli")
 
 

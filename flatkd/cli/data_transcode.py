@@ -91,13 +91,16 @@ def transcode(
 ) -> None:
     """Re-encode SOURCES (any video FFmpeg reads, B-frames included) into OUT/<name>.<ext>:
     by default CoViAR's format, MPEG-4 Part 2 at 340x256 with a GOP of 12 frames, P-frames only
-    and a fixed quantiser.
+    and a fixed quantiser. A folder among SOURCES stands for every video below it, written to the
+    same place below OUT, so class folders are kept (`flatkd data transcode raw --out canon`, then
+    `flatkd data lists canon`).
 
     An output is skipped only when OUT/transcode.json records that it was made from the same
     source (path, size, modification time) with the same settings; outputs are written
-    atomically, so an existing one is complete. --out may not be a folder of the sources. A
-    source that fails (unreadable, not a video, damaged) is reported and the others go on; a
-    source that decodes to fewer frames than its container declares is transcoded with a warning.
+    atomically, so an existing one is complete. --out may not be the folder of a source file nor
+    lie in a source folder. A source that fails (unreadable, not a video, damaged, a folder without
+    videos) is reported and the others go on; a source that decodes to fewer frames than its
+    container declares is transcoded with a warning.
 
     Exit status: 0 all done; 2 an error before anything was done (one line); 3 finished, but some
     sources failed (each named on stderr).

@@ -27,6 +27,7 @@ from flatkd.codec.encode import CANONICAL, EncodeSettings, encode_video_frames
 from flatkd.codec.probe import open_input
 from flatkd.errors import ConfigError, FlatkdError, InputFileError
 from flatkd.fileio import read_json, write_json
+from flatkd.naming import is_video, video_key
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.workers import run_jobs
 
@@ -142,6 +143,9 @@ def _read_records(out_dir: Path) -> dict[str, Any]:
 def _transcode_one(
     index: int, source: Path, output: Path, settings: EncodeSettings, max_frames: int | None
 ) -> tuple[int, TranscodeResult]:
+    if source.is_dir():
+        error = f"{source}: a folder without video files below it (.avi, .mp4, .mpg, .mov, ...)"
+        return index, TranscodeResult(source, output, "failed", error=error)
     try:
         frames, declared = _transcode(source, output, settings, max_frames)
     except (FlatkdError, av.error.FFmpegError) as exc:
@@ -158,6 +162,40 @@ def _transcode_one(
     return index, TranscodeResult(source, output, "done", frames=frames, warning=warning)
 
 
+def _folder_videos(folder: Path, out_dir: Path) -> list[Path]:
+    """The videos below ``folder`` (:func:`flatkd.naming.is_video`; hidden files and folders
+    skipped), sorted; :class:`ConfigError` if ``out_dir`` lies in ``folder``."""
+    target, root = out_dir.resolve(), folder.resolve()
+    if target == root or root in target.parents:
+        raise ConfigError(
+            f"--out {out_dir} lies in the source folder {folder}: outputs would mix with the sources; choose another --out"
+        )
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and is_video(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )  # fmt: skip
+
+
+def _pairs(sources: Sequence[str | os.PathLike[str]], out_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
+    """(source, output) of every video to make: a file ``S`` -> ``out_dir/<key of S><suffix>``;
+    a folder -> each video below it at the same place below ``out_dir`` (class folders kept); a
+    folder without videos stays, as a file would, to be reported as failed."""
+    pairs = []
+    for source in map(Path, sources):
+        videos = _folder_videos(source, out_dir) if source.is_dir() else []
+        if not videos:
+            pairs.append((source, out_dir / (video_key(source.name) + suffix)))
+        for video in videos:
+            relative = video.relative_to(source)
+            pairs.append((video, out_dir / relative.parent / (video_key(relative.name) + suffix)))
+    return pairs
+
+
+def _record_key(output: Path, out_dir: Path) -> str:
+    """An output's entry in ``out_dir/transcode.json``: its path below ``out_dir``."""
+    return output.relative_to(out_dir).as_posix()
+
+
 def transcode_all(
     sources: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -167,22 +205,25 @@ def transcode_all(
     max_frames: int | None = None,
     progress: ProgressFactory = no_progress,
 ) -> list[TranscodeResult]:
-    """Transcode each source (see :func:`transcode`) to ``out_dir/<stem><suffix>`` with ``jobs``
-    worker processes.
+    """Transcode each source (see :func:`transcode`) to ``out_dir/<key><suffix>`` (the name
+    without its container suffix, :func:`flatkd.naming.video_key`) with ``jobs``
+    worker processes. A source folder stands for every video below it (recursively, hidden ones
+    skipped), each written to the same relative place below ``out_dir``: class folders are kept.
 
-    Returns one :class:`TranscodeResult` per source, in the order given. An output is skipped only
+    Returns one :class:`TranscodeResult` per video, in the order given (a folder's sorted by
+    path). An output is skipped only
     when ``out_dir/transcode.json`` records that it was made from the same source (path, size,
     modification time) with the same settings; otherwise it is made again. Two sources with the
-    same stem, or ``out_dir`` being the folder of a source, raise :class:`ConfigError` before
-    anything is written.
+    same output, or ``out_dir`` being the folder of a source or lying in a source folder raise
+    :class:`ConfigError` before anything is written; a source folder without videos is a failed
+    source.
     """
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     if max_frames is not None and max_frames < 1:
         raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
-    suffix = output_suffix(container, settings.codec)
     out_dir = Path(out_dir)
-    pairs = [(Path(s), out_dir / (Path(s).stem + suffix)) for s in sources]
+    pairs = _pairs(sources, out_dir, output_suffix(container, settings.codec))
     seen: dict[Path, Path] = {}
     target = out_dir.resolve()
     for source, output in pairs:
@@ -202,7 +243,7 @@ def transcode_all(
     results: dict[int, TranscodeResult] = {}
     todo = []
     for i, (source, output) in enumerate(pairs):
-        if output.is_file() and records.get(output.name) == signatures[i]:
+        if output.is_file() and records.get(_record_key(output, out_dir)) == signatures[i]:
             results[i] = TranscodeResult(source, output, "skipped")
         else:
             todo.append((i, source, output, settings, max_frames))
@@ -211,7 +252,7 @@ def transcode_all(
         for i, result in run_jobs(_transcode_one, todo, max(1, min(jobs, len(todo)))):
             results[i] = result
             if result.status == "done":
-                records[result.output.name] = signatures[i]
+                records[_record_key(result.output, out_dir)] = signatures[i]
                 write_json(out_dir / RECORD_FILE, dict(sorted(records.items())))
             bar.update(1)
     return [results[i] for i in range(len(pairs))]

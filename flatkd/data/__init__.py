@@ -13,6 +13,7 @@ From video files to training batches::
 
 Modules: :mod:`~flatkd.data.synth` (the synthetic set and its class design),
 :mod:`~flatkd.data.splits` and :mod:`~flatkd.data.validation` (split lists, validation carve),
+:mod:`~flatkd.data.lists` (split lists written for class folders of videos),
 :mod:`~flatkd.data.cache` (the modality cache), :mod:`~flatkd.data.sampling` and
 :mod:`~flatkd.data.transforms` (TSN sampling, crops, normalisation),
 :mod:`~flatkd.data.clip_dataset` (the ``Dataset``), :mod:`~flatkd.data.sanity` (a linear probe of

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from flatkd.data.splits import SPLITS, Layout, Sample, read_split
+from flatkd.data.splits import Layout, Sample, listed_splits, read_split
 from flatkd.data.validation import carve_validation
 
 DEFAULT_VAL_FRACTION = 0.15
@@ -69,14 +69,17 @@ def open_dataset(
 
 def list_videos(
     data_dir: str | os.PathLike[str],
-    splits: tuple[int, ...] = SPLITS,
+    splits: tuple[int, ...] | None = None,
     *,
     layout: Layout | Literal["auto"] = "auto",
     splits_dir: str | os.PathLike[str] | None = None,
     videos_dir: str | os.PathLike[str] | None = None,
 ) -> list[Sample]:
-    """Every video listed for training or testing in any of ``splits``, each once (what
+    """Every video listed for training or testing in any of ``splits`` (default: every split the
+    dataset has lists for, :func:`~flatkd.data.splits.listed_splits`), each once (what
     ``flatkd data cache`` decodes)."""
+    if splits is None:
+        splits = listed_splits(data_dir, layout=layout, splits_dir=splits_dir)
     videos: dict[str, Sample] = {}
     for split in splits:
         listed = read_split(data_dir, split, layout=layout, splits_dir=splits_dir, videos_dir=videos_dir)

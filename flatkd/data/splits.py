@@ -10,14 +10,16 @@ HMDB-51 (``testTrainMulti_7030_splits/``): one file per class and split,
 ``<class>_test_split<N>.txt``, with lines ``"<file>.avi <id>"``, id 0 = unused, 1 = train,
 2 = test; the videos lie in ``<videos>/<class>/<file>.avi``; labels follow the sorted class names.
 
-A sample's ``video`` is its list entry without the suffix (``Class/v_..._g08_c01``): the key of its
-entry in the modality cache. Its ``group`` keeps clips cut from one source together when a
-validation set is carved out of the training list (:mod:`flatkd.data.validation`): UCF-101's
-``gNN`` (clips of one group share actor and scene), HMDB-51's source-movie prefix (the file name up
-to ``_<class>_``).
+A sample's ``video`` is its list entry without the container suffix (``Class/v_..._g08_c01``,
+:func:`flatkd.naming.video_key`): the key of its entry in the modality cache. Its ``group``
+keeps clips cut from one source together when a validation set is carved out of the training list
+(:mod:`flatkd.data.validation`), by :func:`flatkd.naming.clip_group`: UCF-101's ``gNN`` (clips
+of one group share actor and scene), else HMDB-51's source-movie prefix (the file name up to
+``_<class>_``), else none. Lists written by ``flatkd data lists`` record their ``--group`` pattern
+in ``lists.json`` beside them; that pattern then replaces UCF-101's.
 
 Listed files need not exist yet (``flatkd data cache`` reports missing ones). When the listed file
-is absent but one with the same stem and another video suffix exists (the lists name ``.avi``, the
+is absent but one with the same key and another video suffix exists (the lists name ``.avi``, the
 canonical transcodes are ``.mp4``), that one is used.
 """
 
@@ -25,22 +27,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from flatkd.errors import ConfigError, InputFileError
+from flatkd.errors import ConfigError, FlatkdError, InputFileError
+from flatkd.fileio import read_json, write_text
+from flatkd.naming import UCF_GROUP, VIDEO_SUFFIXES, clip_group, group_pattern, video_key
 
 Layout = Literal["ucf101", "hmdb51"]
 LAYOUTS: tuple[str, ...] = ("ucf101", "hmdb51")
 SPLITS = (1, 2, 3)
-VIDEO_SUFFIXES = (".avi", ".mp4", ".m4v", ".mkv", ".h264")
 #: Where split lists and videos are looked for under the dataset directory, in this order.
 SPLIT_DIRS = ("splits", "ucfTrainTestlist", "testTrainMulti_7030_splits", ".")
 VIDEO_DIRS = ("videos", "UCF-101", "UCF101", "hmdb51_org", "hmdb51", ".")
 
-_UCF_GROUP = re.compile(r"_(g\d+)_c\d+$")
+#: beside lists made by ``flatkd data lists``: the settings they were made with, ``group`` among them
+LISTS_FILE = "lists.json"
 _HMDB_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>\d)\.txt$")
 
 
@@ -79,19 +83,35 @@ def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 
 def _resolve(videos_dir: Path, entry: str) -> Path:
+    """The file of ``entry``: as listed, else the first that exists with the same key and one of
+    :data:`~flatkd.naming.VIDEO_SUFFIXES` (the listed path when none does)."""
     listed = videos_dir / entry
     if listed.exists():
         return listed
     for suffix in VIDEO_SUFFIXES:
-        candidate = listed.with_suffix(suffix)
+        candidate = videos_dir / f"{video_key(entry)}{suffix}"
         if candidate.exists():
             return candidate
     return listed
 
 
-def _key(entry: str) -> str:
-    stem, suffix = os.path.splitext(entry)
-    return stem if suffix.lower() in VIDEO_SUFFIXES else entry
+def _group_pattern(splits_dir: Path) -> re.Pattern[str]:
+    """The group pattern recorded in ``splits_dir/lists.json``, else UCF-101's."""
+    record = splits_dir / LISTS_FILE
+    if not record.is_file():
+        return UCF_GROUP
+    try:
+        return group_pattern(read_json(record)["group"])
+    except (FlatkdError, KeyError, TypeError) as exc:
+        raise InputFileError(
+            f"{record}: no valid 'group' pattern ({exc}); make the lists again with `flatkd data lists --force`"
+        ) from None
+
+
+def _sample(entry: str, videos_dir: Path, label: int, class_name: str, pattern: re.Pattern[str]) -> Sample:
+    """The sample of list entry ``Class/<file>``: key, resolved file, label, group."""
+    key = video_key(entry)
+    return Sample(key, _resolve(videos_dir, entry), label, clip_group(key, class_name, pattern).name)
 
 
 def _read_class_index(path: Path) -> tuple[str, ...]:
@@ -111,7 +131,7 @@ def _read_class_index(path: Path) -> tuple[str, ...]:
 
 
 def _ucf_list(
-    path: Path, videos_dir: Path, classes: tuple[str, ...], with_labels: bool
+    path: Path, videos_dir: Path, classes: tuple[str, ...], with_labels: bool, pattern: re.Pattern[str]
 ) -> tuple[Sample, ...]:
     label_of = {name: i for i, name in enumerate(classes)}
     samples = []
@@ -129,18 +149,32 @@ def _ucf_list(
                 f"{path}:{number}: label {fields[1]} does not match class {class_name!r} "
                 f"(index {label + 1} in classInd.txt)"
             )
-        key = _key(entry)
-        group = _UCF_GROUP.search(key)
-        samples.append(Sample(key, _resolve(videos_dir, entry), label, group.group(1) if group else None))
+        samples.append(_sample(entry, videos_dir, label, class_name, pattern))
     return tuple(samples)
 
 
 def parse_ucf101(splits_dir: Path, videos_dir: Path, split: int) -> ListedSplit:
     """Read UCF-101-format lists (``classInd.txt``, ``trainlist0N.txt``, ``testlist0N.txt``)."""
     classes = _read_class_index(splits_dir / "classInd.txt")
-    train = _ucf_list(splits_dir / f"trainlist{split:02d}.txt", videos_dir, classes, with_labels=True)
-    test = _ucf_list(splits_dir / f"testlist{split:02d}.txt", videos_dir, classes, with_labels=False)
+    pattern = _group_pattern(splits_dir)
+    train = _ucf_list(splits_dir / f"trainlist{split:02d}.txt", videos_dir, classes, True, pattern)
+    test = _ucf_list(splits_dir / f"testlist{split:02d}.txt", videos_dir, classes, False, pattern)
     return ListedSplit("ucf101", classes, train, test)
+
+
+def write_ucf101(
+    splits_dir: Path, classes: Sequence[str], splits: Sequence[tuple[Sequence[str], Sequence[str]]]
+) -> None:
+    """Write UCF-101-format lists that :func:`parse_ucf101` reads back: ``classInd.txt`` for
+    ``classes`` (label order) and, for split ``N`` = 1, 2, ... of ``splits``, ``trainlist0N.txt``
+    and ``testlist0N.txt`` from its pair of (training, test) entries ``Class/<file>``; a training
+    entry's label is its class folder's 1-based index."""
+    index = {name: i + 1 for i, name in enumerate(classes)}
+    write_text(splits_dir / "classInd.txt", "".join(f"{i} {name}\n" for name, i in index.items()))
+    for split, (train, test) in enumerate(splits, start=1):
+        lines = "".join(f"{entry} {index[entry.split('/')[0]]}\n" for entry in train)
+        write_text(splits_dir / f"trainlist{split:02d}.txt", lines)
+        write_text(splits_dir / f"testlist{split:02d}.txt", "".join(f"{entry}\n" for entry in test))
 
 
 def hmdb51_class_files(splits_dir: Path, split: int) -> dict[str, Path]:
@@ -153,16 +187,12 @@ def hmdb51_class_files(splits_dir: Path, split: int) -> dict[str, Path]:
     return found
 
 
-def _hmdb_group(stem: str, class_name: str) -> str | None:
-    cut = stem.rfind(f"_{class_name}_")
-    return stem[:cut] if cut > 0 else None
-
-
 def parse_hmdb51(splits_dir: Path, videos_dir: Path, split: int) -> ListedSplit:
     """Read HMDB-51-format lists (``<class>_test_split<N>.txt``, ids 0 unused / 1 train / 2 test)."""
     files = hmdb51_class_files(splits_dir, split)
     if not files:
         raise InputFileError(f"{splits_dir}: no '<class>_test_split{split}.txt' files")
+    pattern = _group_pattern(splits_dir)
     train, test = [], []
     for label, (class_name, path) in enumerate(files.items()):
         for number, fields in _lines(path):
@@ -170,11 +200,7 @@ def parse_hmdb51(splits_dir: Path, videos_dir: Path, split: int) -> ListedSplit:
                 raise InputFileError(f"{path}:{number}: expected '<file> 0|1|2', got {' '.join(fields)!r}")
             if fields[1] == "0":
                 continue
-            entry = f"{class_name}/{fields[0]}"
-            key = _key(entry)
-            sample = Sample(
-                key, _resolve(videos_dir, entry), label, _hmdb_group(key.split("/", 1)[1], class_name)
-            )
+            sample = _sample(f"{class_name}/{fields[0]}", videos_dir, label, class_name, pattern)
             (train if fields[1] == "1" else test).append(sample)
     return ListedSplit("hmdb51", tuple(files), tuple(train), tuple(test))
 
@@ -204,6 +230,43 @@ def detect_videos_dir(root: Path, first_class: str) -> Path:
     )
 
 
+def _locate_lists(
+    root: Path, layout: Layout | Literal["auto"], splits_dir: str | os.PathLike[str] | None
+) -> tuple[Path, Layout]:
+    """The folder and layout of the split lists under ``root`` (detected unless given)."""
+    if layout not in ("auto", *LAYOUTS):
+        raise ConfigError(f"layout must be auto, ucf101 or hmdb51, got {layout!r}")
+    if not root.is_dir():
+        raise InputFileError(f"{root}: no such dataset directory")
+    if splits_dir is None:
+        found_dir, found_layout = detect_splits_dir(root)
+        return found_dir, found_layout if layout == "auto" else layout
+    splits_path = Path(splits_dir)
+    if layout == "auto":
+        layout = "ucf101" if (splits_path / "classInd.txt").is_file() else "hmdb51"
+    return splits_path, layout
+
+
+def listed_splits(
+    root: str | os.PathLike[str],
+    *,
+    layout: Layout | Literal["auto"] = "auto",
+    splits_dir: str | os.PathLike[str] | None = None,
+) -> tuple[int, ...]:
+    """The splits of :data:`SPLITS` the dataset under ``root`` has lists for (a ``trainlist0N.txt``
+    or ``testlist0N.txt``, or HMDB-51 ``<class>_test_splitN.txt`` files); folders are detected
+    as :func:`read_split` does. Raises :class:`InputFileError` when there is none."""
+    splits_path, layout = _locate_lists(Path(root), layout, splits_dir)
+    if layout == "ucf101":
+        names = ("trainlist{:02d}.txt", "testlist{:02d}.txt")
+        found = tuple(n for n in SPLITS if any((splits_path / name.format(n)).is_file() for name in names))
+    else:
+        found = tuple(n for n in SPLITS if hmdb51_class_files(splits_path, n))
+    if not found:
+        raise InputFileError(f"{splits_path}: no split lists (trainlist0N.txt / testlist0N.txt) for splits 1-3")
+    return found
+
+
 def read_split(
     root: str | os.PathLike[str],
     split: int = 1,
@@ -221,18 +284,7 @@ def read_split(
     root = Path(root)
     if split not in SPLITS:
         raise ConfigError(f"split must be 1, 2 or 3, got {split}")
-    if layout not in ("auto", *LAYOUTS):
-        raise ConfigError(f"layout must be auto, ucf101 or hmdb51, got {layout!r}")
-    if not root.is_dir():
-        raise InputFileError(f"{root}: no such dataset directory")
-    if splits_dir is None:
-        found_dir, found_layout = detect_splits_dir(root)
-        layout = found_layout if layout == "auto" else layout
-        splits_path = found_dir
-    else:
-        splits_path = Path(splits_dir)
-        if layout == "auto":
-            layout = "ucf101" if (splits_path / "classInd.txt").is_file() else "hmdb51"
+    splits_path, layout = _locate_lists(root, layout, splits_dir)
     if layout == "ucf101":
         first_class = _read_class_index(splits_path / "classInd.txt")[0]
     else:

@@ -95,7 +95,10 @@ class TrainConfig:
     internal classifier), ``weights`` (an optional ImageNet/Kinetics weights file for the backbone).
     Input: ``num_segments`` TSN segments of ``input_size`` px. Runtime: ``seed``, batch sizes,
     DataLoader ``workers``, ``device`` (``auto`` picks CUDA when present), ``bf16`` autocast (CUDA
-    only), ``sync_bn`` (global-batch BatchNorm statistics under DDP). Stages: ``backbone`` trains
+    only), ``sync_bn`` (global-batch BatchNorm statistics under DDP), ``channels_last`` (NHWC
+    weights and inputs: faster convolutions on tensor-core GPUs) and ``compile`` (``torch.compile``
+    the network's forward); the last two change the rounding, not the maths, so a resume may
+    change them (``benchmarks/gpu.py`` measures both). Stages: ``backbone`` trains
     the backbone with label cross-entropy on the final exit, then ``ics`` trains the internal
     classifiers with the backbone frozen (stage name ``ic-ce``).
     """
@@ -112,6 +115,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True
     sync_bn: bool = True
+    channels_last: bool = False
+    compile: bool = False
     backbone: StageConfig = dataclasses.field(default_factory=lambda: StageConfig(epochs=12))
     ics: StageConfig = dataclasses.field(default_factory=lambda: StageConfig(epochs=6))
 

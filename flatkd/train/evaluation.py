@@ -12,6 +12,8 @@ the network already averages over segments).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -21,6 +23,16 @@ from flatkd.models import MultiExitNet
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.train.config import TrainConfig
 from flatkd.train.distributed import LOCAL, Dist
+
+
+def to_device(clips: Tensor, device: torch.device, channels_last: bool = False) -> Tensor:
+    """``clips`` ``[..., C, H, W]`` on ``device`` (asynchronously from pinned memory); with
+    ``channels_last`` every frame is stored NHWC (strides ``(..., 1, W*C, C)``), which the network's
+    ``flatten(0, 1)`` keeps, so its convolutions see channels-last inputs without a copy."""
+    clips = clips.to(device, non_blocking=True)
+    if not channels_last:
+        return clips
+    return clips.flatten(0, -4).contiguous(memory_format=torch.channels_last).view(clips.shape)
 
 
 def autocast(device: torch.device, bf16: bool) -> torch.autocast:
@@ -43,13 +55,17 @@ def predict(
 
     ``dataset`` yields ``(inputs: dict[modality, [S, C, H, W]], label)``, or ``[V, S, C, H, W]``
     for ``views`` views per clip (logits averaged over them, module docstring); the model reads
-    ``inputs[model.modality]``. Batch size, loader workers and bf16 come from ``config``
-    (``eval_batch_size``, ``workers``, ``bf16``). The model's train/eval mode is restored.
+    ``inputs[model.modality]``. Batch size, loader workers, bf16 and the memory layout come from
+    ``config`` (``eval_batch_size``, ``workers``, ``bf16``, ``channels_last``). The model's
+    train/eval mode is restored.
     """
-    batch_size, workers, bf16 = config.eval_batch_size, config.workers, config.bf16
+    batch_size, workers = config.eval_batch_size, config.workers
+    run = functools.partial(_exit_logits, model, device=env.device, bf16=config.bf16, channels_last=config.channels_last)
     indices = list(range(env.rank, len(dataset), env.world_size))  # type: ignore[arg-type]
     clips_per_batch = max(1, batch_size // views)
-    loader = DataLoader(Subset(dataset, indices), batch_size=clips_per_batch, num_workers=workers)
+    loader = DataLoader(
+        Subset(dataset, indices), batch_size=clips_per_batch, num_workers=workers, pin_memory=env.device.type == "cuda"
+    )
     was_training = model.training
     model.eval()
     logits, labels = [], []
@@ -58,10 +74,10 @@ def predict(
             for inputs, label in loader:
                 x = inputs[model.modality]
                 if views == 1:
-                    logits.append(_exit_logits(model, x, env.device, bf16))
+                    logits.append(run(x))
                 else:
                     chunks = x.flatten(0, 1).split(batch_size)
-                    flat = torch.cat([_exit_logits(model, chunk, env.device, bf16) for chunk in chunks])
+                    flat = torch.cat([run(chunk) for chunk in chunks])
                     logits.append(flat.view(x.shape[0], views, *flat.shape[1:]).mean(dim=1))
                 labels.append(label)
                 bar.update(1)
@@ -73,10 +89,12 @@ def predict(
     return torch.cat([p[1] for p in pieces])[order], torch.cat([p[2] for p in pieces])[order]
 
 
-def _exit_logits(model: MultiExitNet, clips: Tensor, device: torch.device, bf16: bool) -> Tensor:
+def _exit_logits(
+    model: MultiExitNet, clips: Tensor, *, device: torch.device, bf16: bool, channels_last: bool
+) -> Tensor:
     """``[B, S, C, H, W]`` -> float32 CPU logits ``[B, E, K]`` of every exit."""
     with autocast(device, bf16):
-        exits = model(clips.to(device, non_blocking=True))
+        exits = model(to_device(clips, device, channels_last))
     return torch.stack(exits, dim=1).float().cpu()
 
 

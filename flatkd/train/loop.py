@@ -11,8 +11,8 @@ method) on a :class:`FitSpec`, and per epoch:
    ``lr * lr_mult * factor(epoch * steps + step)``, build the :class:`Batch`, compute the losses
    (bf16 autocast on CUDA), backward, average the gradients over the processes, step;
 3. evaluates every exit of the spec's model on the validation split; the mean validation
-   accuracy of the ``monitor`` exits picks the best epoch (the test split is never looked at;
-   without a validation split the last epoch is kept);
+   accuracy of the ``monitor`` exits picks the best epoch, a tie going to the lower validation
+   loss (the test split is never looked at; without a validation split the last epoch is kept);
 4. rank 0 writes the best weights (if improved), then the resume state (the commit point), then
    the stage's rows of the metrics table.
 
@@ -46,7 +46,7 @@ from flatkd.train.checkpoint import (
 )
 from flatkd.train.config import ScheduleConfig, StageConfig, TrainConfig
 from flatkd.train.distributed import LOCAL, Dist, synchronise_batchnorm
-from flatkd.train.evaluation import autocast, exit_accuracy, exit_cross_entropy, predict
+from flatkd.train.evaluation import autocast, exit_accuracy, exit_cross_entropy, predict, to_device
 from flatkd.train.losses import Batch, BatchHook, Loss
 from flatkd.train.optim import lr_factor, set_lr
 from flatkd.train.seeding import derive_seed, generator, seed_all, worker_init_fn
@@ -66,8 +66,9 @@ class DivergenceError(FlatkdError):
     """The loss became non-finite or exploded; the last committed epoch is kept."""
 
 
-#: TrainConfig fields that cannot change the numbers, so a resume may change them
-_RESULT_NEUTRAL = ("workers", "eval_batch_size", "backbone", "ics")
+#: TrainConfig fields that cannot change the numbers (the memory layout and compilation change
+#: only the floating-point rounding), so a resume may change them
+_RESULT_NEUTRAL = ("workers", "eval_batch_size", "channels_last", "compile", "backbone", "ics")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +127,7 @@ def fit(
     stream = spec.seed_stream or stage
     monitor = [range(spec.model.num_exits)[m] for m in spec.monitor]
     per_process = _per_process_batch(config.batch_size, env)
-    for module in (step.trained, spec.model, *step.helpers):
-        module.to(env.device)
+    _place((step.trained, spec.model, *step.helpers), spec.model, config, env)
     if config.sync_bn:
         synchronise_batchnorm(step.trained, env)
     state = _restore(files, stage, modality, step, dict(spec.settings), resume)
@@ -173,7 +173,7 @@ def fit(
         extra = dict(step.epoch_columns(epoch))
         row = {"epoch": epoch, **train_row, **extra, **validation, "seconds": time.perf_counter() - started, **timing}
         state.history.append(row)
-        improved = spec.val_set is None or validation["val_acc"] > state.best_metric
+        improved = spec.val_set is None or _improves(validation, state)
         if improved:
             state.best_metric, state.best_epoch = validation.get("val_acc", -math.inf), epoch
         state.epochs_done = epoch + 1
@@ -234,62 +234,80 @@ def _train_phase(
     env: Dist,
     progress: ProgressFactory,
     desc: str,
-    guard: _DivergenceGuard | None = None,
+    guard: _DivergenceGuard,
 ) -> dict[str, float]:
     """One pass of ``phase`` over the training split. Returns the last lr, train_loss (mean of
     the minimised loss), train_acc (when the step gives exits), the mean of every loss term as
     ``<phase>_<term>`` (phases with a name), the training throughput (clips/s, all processes)
-    and data_wait (fraction of the pass spent waiting for the data loader)."""
+    and data_wait (fraction of the pass spent waiting for the data loader).
+
+    The loss terms and correct counts are summed on the device; the host reads them (and
+    ``guard`` checks every step's losses) once every :func:`_check_interval` steps, so a GPU step
+    never waits for the host."""
     optimised = step.optimizers[phase.optimizer]
-    sums: dict[str, float] = {}
-    correct = torch.zeros(len(monitor), dtype=torch.float64)
-    clips, waited, began, tick, factor = 0, 0.0, time.perf_counter(), time.perf_counter(), 1.0
+    every = _check_interval(env.device)
+    terms: list[str] = []
+    sums = torch.zeros(0, dtype=torch.float64, device=env.device)
+    correct = torch.zeros(len(monitor), dtype=torch.int64, device=env.device)
+    unchecked: list[torch.Tensor] = []
+    clips, waited, began, tick, factor, exits = 0, 0.0, time.perf_counter(), time.perf_counter(), 1.0, False
     with step.phase(phase), progress(total=steps, desc=desc) as bar:
         for index, (inputs, labels) in enumerate(loader):
             waited += time.perf_counter() - tick
             factor = lr_factor(spec.schedule, epoch * steps + index, steps, spec.epochs)
             set_lr(optimised.optimizer, optimised.lr, factor)
             batch = Batch(
-                inputs={m: x.to(env.device, non_blocking=True) for m, x in inputs.items()},
+                inputs={m: to_device(x, env.device, spec.config.channels_last) for m, x in inputs.items()},
                 labels=labels.to(env.device, non_blocking=True),
                 epoch=epoch,
             )
             with autocast(env.device, spec.config.bf16):
                 output = step(phase, batch)
-            total = output.losses["total"]
-            values = {term: value.item() for term, value in output.losses.items()}
-            if guard is not None:
-                guard.check(values, epoch, index)
-            elif not all(math.isfinite(v) for v in values.values()):
-                raise FlatkdError(
-                    f"the loss became {values['total']} at epoch {epoch}, step {index}; lower the learning rate"
-                )
+            if not terms:
+                terms = sorted(output.losses)
+                sums = torch.zeros(len(terms), dtype=torch.float64, device=env.device)
+            values = torch.stack([output.losses[t].detach().double() for t in terms])
+            unchecked.append(values)
+            if len(unchecked) == every or index + 1 == steps:
+                losses = torch.stack(unchecked).cpu().tolist()
+                guard.check(terms, losses, epoch, index + 1 - len(losses))
+                bar.set_postfix(loss=f"{losses[-1][terms.index('total')]:.3f}")
+                unchecked.clear()
             optimised.optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            output.losses["total"].backward()
             params = [p for group in optimised.optimizer.param_groups for p in group["params"]]
             env.average_gradients(params)
             optimised.optimizer.step()
             optimised.optimizer.zero_grad(set_to_none=True)
             n = len(labels)
             clips += n
-            for term, value in values.items():
-                sums[term] = sums.get(term, 0.0) + value * n
+            sums += values * n
             if output.exits is not None:
+                exits = True
                 with torch.no_grad():
-                    correct += torch.tensor([(output.exits[m].argmax(-1) == batch.labels).sum().item() for m in monitor])
+                    correct += torch.stack([(output.exits[m].argmax(-1) == batch.labels).sum() for m in monitor])
             bar.update(1)
-            bar.set_postfix(loss=f"{values['total']:.3f}")
             tick = time.perf_counter()
     elapsed = max(time.perf_counter() - began, 1e-9)
-    terms = sorted(sums)
-    totals = env.sum(torch.tensor([clips, waited / elapsed, *correct.tolist(), *(sums[t] for t in terms)]))
+    totals = env.sum(torch.tensor([clips, waited / elapsed, *correct.tolist(), *sums.tolist()]))
     n, means = float(totals[0]), [float(v) / float(totals[0]) for v in totals[2 + len(monitor) :]]
     row = {"lr": optimised.lr * factor, "train_loss": means[terms.index("total")]}
-    if output.exits is not None:
+    if exits:
         row["train_acc"] = float(totals[2 : 2 + len(monitor)].mean()) / n
     if phase.name:
         row |= {f"{phase.name}_{t}": m for t, m in zip(terms, means)}
     return row | {"clips_per_s": n / elapsed, "data_wait": float(totals[1]) / env.world_size}
+
+
+#: steps between two host reads of the losses on an accelerator (on the CPU: every step)
+CHECK_INTERVAL = 25
+
+
+def _check_interval(device: torch.device) -> int:
+    """How many steps the losses stay on ``device`` before the host reads and checks them: 1 on
+    the CPU (reading costs nothing there), :data:`CHECK_INTERVAL` elsewhere (each read waits for
+    the device to finish its queue)."""
+    return 1 if device.type == "cpu" else CHECK_INTERVAL
 
 
 class _DivergenceGuard:
@@ -300,7 +318,12 @@ class _DivergenceGuard:
         self.stage, self.modality, self.files = stage, modality, files
         self.reference: float | None = None
 
-    def check(self, values: Mapping[str, float], epoch: int, index: int) -> None:
+    def check(self, terms: Sequence[str], losses: Sequence[Sequence[float]], epoch: int, first: int) -> None:
+        """Check the loss terms (``losses[i][j]``: term ``terms[j]`` of step ``first + i``)."""
+        for offset, row in enumerate(losses):
+            self._check_step(dict(zip(terms, row, strict=True)), epoch, first + offset)
+
+    def _check_step(self, values: Mapping[str, float], epoch: int, index: int) -> None:
         total = values["total"]
         bad = [term for term, value in values.items() if not math.isfinite(value)]
         if bad:
@@ -335,6 +358,31 @@ def _summary(row: Mapping[str, Any], best: float) -> str:
         parts += [f"val_loss {row['val_loss']:.4f}", f"val_acc {row['val_acc']:.4f} (best {best:.4f})"]
     parts += [f"lr {row['lr']:.3g}", f"data_wait {row['data_wait']:.0%}", f"{row['seconds']:.1f}s"]
     return ", ".join(parts)
+
+
+def _place(modules: Sequence[torch.nn.Module], network: MultiExitNet, config: TrainConfig, env: Dist) -> None:
+    """Move ``modules`` to the process's device; with ``config.channels_last`` store ``network``'s
+    4-D weights NHWC (in place: the optimisers keep their parameters; other modules, e.g.
+    generative KD's 3-D convolutions, keep theirs); with ``config.compile`` compile its forward in
+    place (``nn.Module.compile``: the weights and their names stay, so checkpoints are unchanged;
+    steps that call other methods of the network, such as generative KD's feature path, run
+    them eagerly)."""
+    for module in modules:
+        module.to(env.device)
+    if config.channels_last:
+        network.to(memory_format=torch.channels_last)
+    if config.compile:
+        network.compile()
+
+
+def _improves(validation: Mapping[str, float], state: ResumeState) -> bool:
+    """Whether this epoch's validation beats the best so far: a higher monitored accuracy, or the
+    same accuracy at a lower loss (on a small validation split accuracies tie often, and keeping
+    the earlier epoch kept networks that predicted one class; the loss still tells them apart)."""
+    if validation["val_acc"] != state.best_metric:
+        return validation["val_acc"] > state.best_metric
+    best = next(row for row in state.history if row["epoch"] == state.best_epoch)
+    return validation["val_loss"] < best["val_loss"]
 
 
 def _validation_metrics(logits: torch.Tensor, labels: torch.Tensor, monitor: list[int]) -> dict[str, float]:

@@ -35,12 +35,13 @@ import numpy as np
 
 from flatkd.codec.encode import EncodeSettings, encode_frames
 from flatkd.data.claim import claim_directory
+from flatkd.data.lists import held_out_groups
 from flatkd.data.parallel import run_jobs
+from flatkd.data.splits import write_ucf101
 from flatkd.data.synth.design import DESIGNS, ClassSpec, class_table
 from flatkd.data.synth.render import Knobs, make_scene, render_clip
 from flatkd.data.synth.render_families import FamilyKnobs, render_family_clip
 from flatkd.errors import ConfigError
-from flatkd.fileio import write_text
 from flatkd.progress import ProgressFactory, no_progress
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,6 @@ def clip_name(spec: ClassSpec, group: int, clip: int, suffix: str) -> str:
     return f"{spec.name}/v_{spec.name}_g{group:02d}_c{clip:02d}{suffix}"
 
 
-def held_out_groups(groups: int, split: int, fraction: float = 0.3) -> set[int]:
-    """The 1-based groups held out for testing in ``split`` (1, 2 or 3): a block of ``fraction``
-    of them (at least one, and at least one left for training)."""
-    block = min(groups - 1, max(1, round(groups * fraction)))
-    return {((split - 1) * block + i) % groups + 1 for i in range(block)}
-
-
 def _group_clips(settings: SynthSettings, group: int) -> list[int]:
     """1-based clip numbers of ``group`` (the last group may be short)."""
     first = (group - 1) * settings.clips_per_group
@@ -155,21 +149,16 @@ def _write_group(settings: SynthSettings, videos: Path, class_index: int, group:
 
 def _write_splits(settings: SynthSettings, out: Path) -> None:
     table = class_table(settings.classes, settings.design)
-    splits = out / "splits"
-    write_text(splits / "classInd.txt", "".join(f"{spec.index + 1} {spec.name}\n" for spec in table))
+    splits = []
     for split in range(1, NUM_SPLITS + 1):
         held_out = held_out_groups(settings.groups, split, settings.test_fraction)
         train, test = [], []
         for spec in table:
             for group in range(1, settings.groups + 1):
-                for clip in _group_clips(settings, group):
-                    name = clip_name(spec, group, clip, settings.suffix)
-                    if group in held_out:
-                        test.append(f"{name}\n")
-                    else:
-                        train.append(f"{name} {spec.index + 1}\n")
-        write_text(splits / f"trainlist{split:02d}.txt", "".join(train))
-        write_text(splits / f"testlist{split:02d}.txt", "".join(test))
+                names = [clip_name(spec, group, clip, settings.suffix) for clip in _group_clips(settings, group)]
+                (test if group in held_out else train).extend(names)
+        splits.append((train, test))
+    write_ucf101(out / "splits", [spec.name for spec in table], splits)
 
 
 def generate_synthetic(
