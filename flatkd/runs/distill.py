@@ -21,9 +21,11 @@ run.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 
 from flatkd.config import to_dict
+from flatkd.distill.pkd import PKDSchedule
 from flatkd.errors import ConfigError
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.chain import read_chain
@@ -40,6 +42,8 @@ from flatkd.runs.wise import read_wise_results
 from flatkd.train import TrainConfig
 from flatkd.train.distributed import LOCAL, Dist
 from flatkd.train.loop import EpochCallback
+
+_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +87,10 @@ def distill(
                 f" {', '.join(GENKD_STUDENTS)}"
             )
     chain = read_chain(run) if method.needs_chain else None
-    teachers = {m: ic_schedule(method, m, c, chain).external_teachers() for m, c in configs.items()}
+    schedules = {m: ic_schedule(method, m, c, chain) for m, c in configs.items()}
+    if env.is_main:
+        _warn_dropped_teachers(method, schedules)
+    teachers = {m: s.external_teachers() for m, s in schedules.items()}
     genkd_students = _genkd_students(method, configs, teachers)
     networks = {*configs, *genkd_students, *(t for ts in teachers.values() for t in ts)}
     finetuned = finetune_networks(method.finetune, genkd_students) if genkd_students else ()
@@ -119,6 +126,20 @@ def distill(
         write_tables(run, read_wise_results(run))
     env.barrier()
     return reports
+
+
+def _warn_dropped_teachers(method: Method, schedules: Mapping[str, PKDSchedule]) -> None:
+    """One warning line per student whose IC stage has fewer epochs than the chain has teachers
+    (the schedule left some out, :func:`flatkd.distill.pkd.build_schedule`)."""
+    for modality, schedule in schedules.items():
+        if schedule.dropped:
+            phases = " -> ".join(f"{t.label} (epoch {e})" for t, e in zip(schedule.teachers, schedule.starts))
+            _log.warning(
+                f"{method.name} {modality}: {len(schedule.teachers)} IC epochs for"
+                f" {len(schedule.teachers) + len(schedule.dropped)} teachers: {phases}, left out:"
+                f" {', '.join(t.label for t in schedule.dropped)}; train the ICs one epoch per teacher or more"
+                " to keep them all"
+            )
 
 
 def _genkd_students(
