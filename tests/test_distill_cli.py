@@ -250,6 +250,18 @@ def test_pkd_runs_with_fewer_ic_epochs_than_teachers_and_takes_phase_starts(
     assert "pkd mv: 2 IC epochs for 3 teachers: residual (epoch 0) -> own (epoch 1), left out: iframe" in caplog.text
     assert _stage_metrics(run, "ic-pkd")["teacher"].tolist() == ["residual", "own"]
 
+    # its budget is not ce's (3 IC epochs): said once by distill, and by the report beside the numbers
+    assert "pkd's IC budget differs from the ce baseline's (ce -> pkd: mv epochs: 3 -> 2)" in caplog.text
+    report = run_flatkd("report", "--run", str(run))
+    assert report.exit_code == 0, report.output
+    section = (run / "report.md").read_text().split("\n## Distillation\n", 1)[1].split("\n## ", 1)[0]
+    assert "- mv ce: 3 epochs, adam lr 0.002, batch 4\n" in section
+    assert "- mv pkd: 2 epochs, adam lr 0.002, batch 4; differs from ce (epochs: 3 -> 2): not an equal-budget" in section
+    caplog.clear()
+    equal = run_flatkd("distill", "--run", str(run), "--method", "kd", "--modality", "mv")
+    assert equal.exit_code == 0, equal.output
+    assert "budget" not in caplog.text
+
     longer = _copy(trained, tmp_path / "longer")
     result = run_flatkd("distill", "--run", str(longer), "--method", "pkd", "--modality", "mv", "--epochs", "4",
                         "--phase-starts", "0,1,3")  # fmt: skip
