@@ -157,7 +157,7 @@ def default_starts(phases: int, epochs: int) -> tuple[int, ...]:
 
 
 def _check_starts(starts: Sequence[int], phases: int, epochs: int) -> None:
-    """Explicit phase starts (``pkd.phase_starts``, ``--phase-starts``) fit the chain and the epochs."""
+    """The phase starts (default, ``pkd.phase_starts`` or ``--phase-starts``) fit the chain and the epochs."""
     if len(starts) != phases:
         raise ConfigError(f"pkd.phase_starts has {len(starts)} entries but the chain has {phases} teachers")
     if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
