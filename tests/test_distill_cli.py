@@ -227,6 +227,49 @@ def test_wise_cli_fits_non_negative_weights_and_reports_the_cascade(distilled: P
     assert run.read_config()["wise"]["pkd-no-scaling"]["order"] == list(uniform.order)
 
 
+def test_pkd_runs_with_fewer_ic_epochs_than_teachers_and_takes_phase_starts(
+    trained: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = _copy(trained, tmp_path / "r")
+    pkd = ("distill", "--run", str(run), "--method", "pkd", "--modality", "mv", "--epochs", "2")
+    before = (run / "config.yaml").read_text()
+    for starts, fragment in [
+        ("0,1,2", "pkd.phase_starts [0, 1, 2]: the last phase starts at epoch 2 but the IC stage has only 2 epochs"),
+        ("0,1", "pkd.phase_starts has 2 entries but the chain has 3 teachers"),
+        ("0,one,2", "--phase-starts '0,one,2': expected epochs separated by commas"),
+    ]:
+        assert_one_line_error(run_flatkd(*pkd, "--phase-starts", starts), fragment)
+    assert_one_line_error(
+        run_flatkd("distill", "--run", str(run), "--method", "kd", "--phase-starts", "0,1"),
+        "kd has no teacher phases; it applies to pkd, pkd-paper, pkd-reversed, pkd+genkd",
+    )
+    assert (run / "config.yaml").read_text() == before
+
+    short = run_flatkd(*pkd)
+    assert short.exit_code == 0, short.output
+    assert "pkd mv: 2 IC epochs for 3 teachers: residual (epoch 0) -> own (epoch 1), left out: iframe" in caplog.text
+    assert _stage_metrics(run, "ic-pkd")["teacher"].tolist() == ["residual", "own"]
+
+    # its budget is not ce's (3 IC epochs): said once by distill, and by the report beside the numbers
+    assert "pkd's IC budget differs from the ce baseline's (ce -> pkd: mv epochs: 3 -> 2)" in caplog.text
+    report = run_flatkd("report", "--run", str(run))
+    assert report.exit_code == 0, report.output
+    section = (run / "report.md").read_text().split("\n## Distillation\n", 1)[1].split("\n## ", 1)[0]
+    assert "- mv ce: 3 epochs, adam lr 0.002, batch 4\n" in section
+    assert "- mv pkd: 2 epochs, adam lr 0.002, batch 4; differs from ce (epochs: 3 -> 2): not an equal-budget" in section
+    caplog.clear()
+    equal = run_flatkd("distill", "--run", str(run), "--method", "kd", "--modality", "mv")
+    assert equal.exit_code == 0, equal.output
+    assert "budget" not in caplog.text
+
+    longer = _copy(trained, tmp_path / "longer")
+    result = run_flatkd("distill", "--run", str(longer), "--method", "pkd", "--modality", "mv", "--epochs", "4",
+                        "--phase-starts", "0,1,3")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _stage_metrics(longer, "ic-pkd")["teacher"].tolist() == ["residual", "iframe", "iframe", "own"]
+    assert RunDir(longer).read_config()["distill"]["pkd"]["mv"]["pkd"]["phase_starts"] == [0, 1, 3]
+
+
 def test_a_failed_distill_records_nothing_and_a_busy_one_is_refused(trained: Path, tmp_path: Path) -> None:
     run = _copy(trained, tmp_path / "failed")
     before = RunDir(run).read_config()

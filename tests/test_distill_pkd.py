@@ -53,6 +53,13 @@ CASES = [
      [(range(0, 7), "iframe")]),
     (["mv", "residual", "iframe"], "iframe", 7, PKDConfig(variant="pkd-iframe"), [(range(0, 7), "own")]),
     (["mv", "residual", "iframe"], "residual", 4, PKDConfig(variant="kd"), [(range(0, 4), "own")]),
+    # fewer epochs than teachers: the first and the last teach an epoch each, then the last alone
+    (["mv", "residual", "iframe"], "iframe", 2, PKDConfig(), [(range(0, 1), "mv"), (range(1, 2), "own")]),
+    (["mv", "residual", "iframe"], "residual", 2, PKDConfig(variant="pkd-reversed"),
+     [(range(0, 1), "iframe"), (range(1, 2), "mv")]),
+    (["mv", "residual", "iframe"], "mv", 1, PKDConfig(), [(range(0, 1), "iframe")]),
+    (["mv", "residual", "iframe"], "residual", 3, PKDConfig(),
+     [(range(0, 1), "mv"), (range(1, 2), "own"), (range(2, 3), "iframe")]),
 ]
 
 
@@ -67,6 +74,13 @@ def test_teacher_at_every_epoch_follows_chain_json(
     for e in range(epochs):
         teacher = schedule.teacher_at(e)
         assert teacher.own == (teacher.modality == student)
+
+
+def test_a_stage_shorter_than_the_chain_names_the_teachers_left_out() -> None:
+    chain = ["mv", "residual", "iframe"]
+    assert build_schedule(chain, "iframe", 3, PKDConfig()).dropped == ()
+    assert [t.label for t in build_schedule(chain, "iframe", 2, PKDConfig()).dropped] == ["residual"]
+    assert [t.label for t in build_schedule(chain, "iframe", 1, PKDConfig()).dropped] == ["mv", "residual"]
 
 
 def test_ce_baseline_has_no_teacher() -> None:
@@ -100,7 +114,7 @@ def test_schedule_rejects_a_bad_chain_and_student() -> None:
         (300, PKDConfig(phase_starts=(0, 100, 50)), "start at 0 and increase"),
         (300, PKDConfig(phase_starts=(5, 50, 100)), "start at 0 and increase"),
         (80, PKDConfig(phase_starts=(0, 50, 100)), "only 80 epochs"),
-        (2, PKDConfig(), "only 2 epochs"),
+        (2, PKDConfig(phase_starts=(0, 1, 2)), "only 2 epochs"),
     ],
 )
 def test_phases_that_do_not_fit_are_config_errors(epochs: int, config: PKDConfig, match: str) -> None:

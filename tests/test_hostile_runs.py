@@ -57,7 +57,7 @@ def test_a_refused_resume_changes_nothing_in_the_run(trained: Path, tmp_path: Pa
     copy = _copy(trained, tmp_path)
     before = _snapshot(copy)
     refused = run_flatkd("train", "--modality", "mv", "--run", str(copy), "--resume", "--seed", "7", *FAST)
-    assert_one_line_error(refused, "setting 'seed' (0 -> 7)")
+    assert_one_line_error(refused, "seed: 0 -> 7")
     assert _snapshot(copy) == before
     assert RunDir(copy).read_config()["train"]["mv"]["seed"] == 0
     again = run_flatkd("train", "--modality", "mv", "--run", str(copy), "--resume", *FAST)

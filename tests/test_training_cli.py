@@ -123,3 +123,32 @@ def test_bad_settings_give_one_line_errors(dataset: Path, trained: Path, tmp_pat
         "was trained on dir",
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_resume_with_changed_settings_names_every_difference_and_refuses(trained: Path) -> None:
+    before = RunDir(trained).config_path.read_bytes()
+    for extra in ((), ("--allow-changed",)):  # the backbone stage started as cpu-tiny: no override
+        assert_one_line_error(
+            run_flatkd("train", "--modality", "mv", "--run", str(trained), "--resume", "--preset", "resnet18",
+                       "--seed", "7", *extra),
+            "trains mv with other settings (preset: cpu-tiny -> resnet18, seed: 0 -> 7)",
+            "stages backbone, ic-ce started with the recorded ones",
+        )  # fmt: skip
+    assert RunDir(trained).config_path.read_bytes() == before
+    neutral = run_flatkd("train", "--modality", "mv", "--run", str(trained), "--resume", "--set", "eval_batch_size=8")
+    assert neutral.exit_code == 0, neutral.output
+    assert "warning" not in neutral.stderr
+
+
+def test_allow_changed_resumes_with_settings_only_unstarted_stages_use(trained: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(trained, copy)
+    shutil.rmtree(copy / "checkpoints" / "ic-ce")  # killed before the IC stage committed an epoch
+    resume = ("train", "--modality", "mv", "--run", str(copy), "--resume", "--ic-epochs", "2")
+    assert_one_line_error(run_flatkd(*resume), "(ics.epochs: 1 -> 2); drop the changed flags, pass --allow-changed")
+    result = run_flatkd(*resume, "--allow-changed")
+    assert result.exit_code == 0, result.output
+    assert "mv resumes with changed settings: ics.epochs: 1 -> 2" in result.stderr
+    run = RunDir(copy)
+    assert run.read_config()["train"]["mv"]["ics"]["epochs"] == 2
+    assert list(run.read_metrics()["stage"]) == ["backbone", "ic-ce", "ic-ce"]

@@ -13,7 +13,7 @@ from flatkd.distill.wise import WiseConfig
 from flatkd.modalities import MODALITIES
 from flatkd.progress import no_progress
 from flatkd.runs.distill import distill as run_distill
-from flatkd.runs.distill_settings import resolve_settings
+from flatkd.runs.distill_settings import parse_phase_starts, resolve_settings
 from flatkd.runs.methods import METHODS, get_method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.settings import resolve
@@ -40,6 +40,14 @@ from flatkd.train import init_from_env
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs of the IC stage  [default: as ic-ce].")
 @click.option("--genkd-epochs", type=click.IntRange(min=1), default=None, help="Epochs fine-tuning each genkd student.")
+@click.option(
+    "--phase-starts",
+    default=None,
+    metavar="E0,E1,..",
+    help="First epoch (0-based) of each teacher's phase, one per teacher of the chain, e.g. 0,2,4"
+    "  [default: the release's fractions: every phase but the last 1/6 of the IC epochs; with fewer"
+    " epochs than teachers the first and the last teachers teach an epoch each].",
+)
 @settings_options("flatkd.runs.distill_settings.DistillConfig")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
 @click.option(
@@ -56,6 +64,7 @@ def distill(
     modalities: tuple[str, ...],
     epochs: int | None,
     genkd_epochs: int | None,
+    phase_starts: str | None,
     config_path: Path | None,
     overrides: tuple[str, ...],
     workers: int | None,
@@ -113,7 +122,8 @@ def distill(
     if not modalities:
         trained = run.section("train", needs=f"flatkd train --run {run.path} --modality MODALITY")
         modalities = tuple(m for m in MODALITIES if m in trained and chosen.trains(m))
-    flags = {"ics": {"epochs": epochs}, "genkd": {"epochs": genkd_epochs}}
+    starts = None if phase_starts is None else parse_phase_starts(phase_starts, chosen)
+    flags = {"ics": {"epochs": epochs}, "genkd": {"epochs": genkd_epochs}, "pkd": {"phase_starts": starts}}
     configs = {
         m: resolve_settings(
             run, chosen, m, load_train_config(run, m), resume=resume, config_path=config_path, flags=flags,

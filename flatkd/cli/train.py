@@ -20,6 +20,7 @@ from flatkd.runs.data_source import FRAME_SOURCES, open_split_data, record_data_
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.settings import recorded_section, resolve
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, TRAIN_STAGES, Stage
+from flatkd.runs.train_resume import changed_settings
 from flatkd.runs.training import export_logits, load_network, load_train_config, record_macs, train_network
 from flatkd.train import TrainConfig, exit_accuracy, init_from_env
 
@@ -31,11 +32,17 @@ def _resolve_config(
     config_path: Path | None,
     flags: dict[str, Any],
     overrides: tuple[str, ...],
+    allow_changed: bool,
 ) -> TrainConfig:
-    """The settings of ``modality`` (:func:`flatkd.runs.settings.resolve`)."""
+    """The settings of ``modality`` (:func:`flatkd.runs.settings.resolve`); on a resume, changes
+    to the recorded ones are refused unless allowed (:mod:`flatkd.runs.train_resume`)."""
     section = ("train", modality)
     recorded = recorded_section(run, section, resume=resume, what=f"trains {modality}")
-    return resolve(TrainConfig, section, recorded=recorded, config_path=config_path, flags=flags, overrides=overrides)
+    config = resolve(TrainConfig, section, recorded=recorded, config_path=config_path, flags=flags, overrides=overrides)
+    changed = changed_settings(run, modality, recorded, config, allow_changed=allow_changed)
+    if changed:
+        click.echo(f"flatkd: warning: {modality} resumes with changed settings: {', '.join(changed)}", err=True)
+    return config
 
 
 def _accuracy_table(run: RunDir, stage: str, modality: str, view: str | None = None) -> str:
@@ -119,6 +126,13 @@ def _test_view(config: TrainConfig, segments: int | None, crops: int) -> EvalVie
     help="Initial backbone weights (ImageNet/Kinetics; safetensors or a plain state dict).",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run with the settings it recorded.")
+@click.option(
+    "--allow-changed",
+    is_flag=True,
+    help="With --resume: accept changed settings that only stages not started yet use (e.g. --ic-epochs"
+    " while the backbone trains); without it any changed setting but workers, eval_batch_size,"
+    " channels_last and compile is refused, every difference named.",
+)
 def train(
     data_dir: Path | None,
     cache: Path | None,
@@ -138,6 +152,7 @@ def train(
     device: str | None,
     weights: Path | None,
     resume: bool,
+    allow_changed: bool,
 ) -> None:
     """Train the multi-exit network of each --modality into the run directory.
 
@@ -161,7 +176,8 @@ def train(
 
     Settings: defaults, then the run's recorded ones (with --resume), then --config FILE (the
     fields of flatkd.train.TrainConfig, or a run's config.yaml: its `train.<modality>` is used),
-    then the flags, then --set KEY=VALUE; the resolved settings are saved under
+    then the flags, then --set KEY=VALUE. A --resume whose settings differ from the recorded
+    ones is refused, naming every difference (see --allow-changed); the resolved settings are saved under
     `train.<modality>` in RUN/config.yaml once the first epoch is committed (a refused or failed
     train changes nothing in the run). One train per modality at a time: a second one is refused
     with the PID of the first (a lock left by a killed process is taken over).
@@ -177,7 +193,7 @@ def train(
         "backbone": None if epochs is None else {"epochs": epochs},
         "ics": None if ic_epochs is None else {"epochs": ic_epochs},
     }
-    configs = {m: _resolve_config(run, m, resume, config_path, flags, overrides) for m in modalities}
+    configs = {m: _resolve_config(run, m, resume, config_path, flags, overrides, allow_changed) for m in modalities}
     source = resolve_data_source(run, data_dir, cache, split, val_fraction)
     env = init_from_env(next(iter(configs.values())).device)
     env.barrier()  # every process has read the run's settings before rank 0 writes them

@@ -12,6 +12,15 @@ student's own modality, the teacher is the student's own final head (no second n
 Training is cut into phases, one per teacher; phase ``i`` starts at epoch ``starts[i]`` and lasts
 until the next one starts (the release: epochs 0-49, 50-99, 100-299 of 300).
 
+Default phase starts (:func:`default_starts`), for ``n`` teachers over the ``E`` epochs of the IC
+stage, scale with ``E`` as the release's fractions of its schedule: every phase but the last lasts
+``s = max(1, round(E / 6))`` epochs (50 of 300), the last one the rest, so the phases start at
+``0, s, 2s, ...`` (``E = 12``: 0, 2, 4; ``E = 3``: 0, 1, 2). With fewer epochs than teachers
+(``E < n``) not every teacher can have an epoch: the first ``E - 1`` teachers and the last (the
+flattest, which teaches longest in the release) teach one epoch each, in chain order, and the
+others are left out (:attr:`PKDSchedule.dropped`); e.g. ``E = 2`` on MV -> residual -> I-frame:
+MV at epoch 0, I-frame from epoch 1. Explicit ``phase_starts`` name one start per teacher.
+
 Variants (``PKDConfig.variant``):
 
 - ``pkd``: the chain order;
@@ -54,6 +63,8 @@ Variant = Literal["ce", "kd", "pkd", "pkd-paper", "pkd-reversed", "pkd-iframe"]
 
 #: The release's non-final phases each last this fraction of training (50 of 300 epochs).
 RELEASE_PHASE_FRACTION = 1 / 6
+#: the variants with one phase per teacher of a chain (the ones ``phase_starts`` applies to)
+PHASED_VARIANTS: tuple[Variant, ...] = ("pkd", "pkd-paper", "pkd-reversed")
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,7 @@ class Teacher:
 @dataclass(frozen=True)
 class PKDConfig:
     """PKD settings. ``phase_starts``: first epoch of each phase of the multi-teacher variants
-    (``None``: the release's proportions, every phase but the last lasting 1/6 of the epochs);
+    (:data:`PHASED_VARIANTS`; ``None``: the release's proportions, see :func:`default_starts`);
     the single-teacher variants (``kd``, ``pkd-iframe``) have one phase and ignore it."""
 
     variant: Variant = "pkd"
@@ -84,11 +95,13 @@ class PKDConfig:
 
 @dataclass(frozen=True)
 class PKDSchedule:
-    """Teacher per phase for one student network; no phases for the CE baseline."""
+    """Teacher per phase for one student network; no phases for the CE baseline. ``dropped``:
+    teachers of the chain left out because the stage has fewer epochs than teachers."""
 
     student: str
     teachers: tuple[Teacher, ...]
     starts: tuple[int, ...]
+    dropped: tuple[Teacher, ...] = ()
 
     def teacher_at(self, epoch: int) -> Teacher | None:
         """The teacher of ``epoch`` (0-based); ``None`` for the CE baseline."""
@@ -123,23 +136,36 @@ def build_schedule(chain: Sequence[str], student: str, epochs: int, config: PKDC
         teachers[-1] = Teacher(student, True)
     if config.variant == "pkd-reversed":
         teachers.reverse()
+    dropped: list[Teacher] = []
     starts = config.phase_starts
     if starts is None:
-        step = max(1, round(epochs * RELEASE_PHASE_FRACTION))
-        starts = tuple(i * step for i in range(len(teachers)))
+        if epochs < len(teachers):
+            dropped, teachers = teachers[epochs - 1 : -1], teachers[: epochs - 1] + teachers[-1:]
+        starts = default_starts(len(teachers), epochs)
     _check_starts(starts, len(teachers), epochs)
-    return PKDSchedule(student, tuple(teachers), tuple(starts))
+    return PKDSchedule(student, tuple(teachers), tuple(starts), tuple(dropped))
+
+
+def default_starts(phases: int, epochs: int) -> tuple[int, ...]:
+    """The release's phase starts scaled to ``epochs`` (module docstring), ``phases <= epochs``.
+
+    >>> default_starts(3, 300), default_starts(3, 12), default_starts(3, 3), default_starts(2, 2)
+    ((0, 50, 100), (0, 2, 4), (0, 1, 2), (0, 1))
+    """
+    step = max(1, round(epochs * RELEASE_PHASE_FRACTION))
+    return tuple(i * step for i in range(phases))
 
 
 def _check_starts(starts: Sequence[int], phases: int, epochs: int) -> None:
+    """The phase starts (default, ``pkd.phase_starts`` or ``--phase-starts``) fit the chain and the epochs."""
     if len(starts) != phases:
         raise ConfigError(f"pkd.phase_starts has {len(starts)} entries but the chain has {phases} teachers")
     if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
         raise ConfigError(f"pkd.phase_starts must start at 0 and increase, got {list(starts)}")
     if starts[-1] >= epochs:
         raise ConfigError(
-            f"pkd.phase_starts {list(starts)}: the last phase starts at epoch {starts[-1]} but training has "
-            f"only {epochs} epochs; train longer or start the phases earlier"
+            f"pkd.phase_starts {list(starts)}: the last phase starts at epoch {starts[-1]} but the IC stage has"
+            f" only {epochs} epochs; start the phases earlier or train the ICs longer (--epochs)"
         )
 
 

@@ -1,7 +1,9 @@
 """The report's distillation sections: accuracy of every exit per method (the table of
-:func:`flatkd.runs.tables.accuracy_markdown`), the epoch and teacher each IC was kept at, each
-method's gain over the CE baseline with paired bootstrap 95% intervals and McNemar p over the test
-clips (:mod:`flatkd.runs.ic_comparisons`), generative KD beside its controls
+:func:`flatkd.runs.tables.accuracy_markdown`), the epoch and teacher each IC was kept at, the
+budget of every method's IC stage (epochs, optimiser, batch; marked where it differs from CE's,
+:func:`flatkd.runs.ic_comparisons.budget_markdown`), each method's gain over the CE baseline with
+paired bootstrap 95% intervals and McNemar p over the test clips
+(:mod:`flatkd.runs.ic_comparisons`), generative KD beside its controls
 (:mod:`flatkd.runs.genkd_tables`), and the WISE trade-off
 (:func:`flatkd.runs.tables.wise_markdown`), with their figures."""
 
@@ -13,7 +15,7 @@ from flatkd.errors import FlatkdError
 from flatkd.modalities import MODALITIES
 from flatkd.report.markdown import FigureLinks, table, todo
 from flatkd.runs.genkd_tables import genkd_markdown, genkd_paired_rows, gradient_ratio_rows
-from flatkd.runs.ic_comparisons import comparisons_markdown, comparisons_table, selection_markdown
+from flatkd.runs.ic_comparisons import budget_markdown, comparisons_markdown, comparisons_table, selection_markdown
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.tables import accuracy_markdown, wise_markdown, wise_views
 from flatkd.runs.wise import read_wise_results
@@ -22,13 +24,13 @@ BASELINE = "ce"
 
 
 def distillation_section(run: RunDir, accuracy: pd.DataFrame, figures: FigureLinks) -> str:
-    """Per-exit test accuracy of every method, the IC checkpoints kept, the gains over CE with
-    their paired intervals, and the bar figure."""
+    """Per-exit test accuracy of every method, the IC checkpoints kept, each method's budget, the
+    gains over CE with their paired intervals, and the bar figure."""
     text = accuracy_markdown(accuracy)
     methods = [m for m in dict.fromkeys(accuracy["method"]) if m != BASELINE]
     if accuracy.empty:
         return text  # the training section says how to finish training
-    text += "\n" + selection_markdown(accuracy)
+    text += "\n" + selection_markdown(accuracy) + "\n" + budget_markdown(run, accuracy)
     if methods:
         text += "\n" + gain_markdown(accuracy, comparisons_table(run, accuracy))
     else:

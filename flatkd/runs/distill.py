@@ -6,7 +6,11 @@ Order of work, so that a missing input is reported before anything is trained:
    ``chain.json`` for the chain-ordered methods, the checkpoints of every external teacher, and
    for the CE baseline that its settings are those of ``flatkd train``'s ``ic-ce`` stage (which
    it reuses);
-2. record the resolved settings under ``distill.<method>.<modality>`` in ``config.yaml``;
+2. record the resolved settings under ``distill.<method>.<modality>`` in ``config.yaml``; warn
+   (one line each) where a PKD stage is shorter than its chain (teachers left out,
+   :func:`flatkd.distill.pkd.build_schedule`) and where the IC budget differs from the CE
+   baseline's (:func:`flatkd.runs.ic_comparisons.budget_differences`): unequal budgets are a
+   legitimate experiment, so they are stated (here, in ``distill.md`` and the report), not refused;
 3. generative KD (``genkd``, ``pkd+genkd``): the teacher branch, then every student backbone
    that a student or a teacher of this run needs; its controls (``genkd-ce``,
    ``genkd-noteacher``): those student backbones alone (:mod:`flatkd.runs.genkd_stage`);
@@ -21,15 +25,18 @@ run.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 
 from flatkd.config import to_dict
+from flatkd.distill.pkd import PKDSchedule
 from flatkd.errors import ConfigError
 from flatkd.progress import ProgressFactory, no_progress
 from flatkd.runs.chain import Chain, read_chain
 from flatkd.runs.data_source import resolve_data_source
 from flatkd.runs.distill_settings import DistillConfig, record_settings
 from flatkd.runs.genkd_stage import finetune_networks, genkd_complete, genkd_stage, train_genkd
+from flatkd.runs.ic_comparisons import budget_differences
 from flatkd.runs.ic_training import Selection, ic_schedule, stage_complete, train_ics
 from flatkd.runs.methods import GENKD_FINETUNES, GENKD_STUDENTS, GENKD_TEACHER, Method
 from flatkd.runs.rundir import RunDir
@@ -40,6 +47,8 @@ from flatkd.runs.wise import read_wise_results
 from flatkd.train import TrainConfig
 from flatkd.train.distributed import LOCAL, Dist
 from flatkd.train.loop import EpochCallback
+
+_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +92,10 @@ def distill(
                 f" {', '.join(GENKD_STUDENTS)}"
             )
     chain = read_chain(run) if method.needs_chain else None
-    teachers = {m: ic_schedule(method, m, c, chain).external_teachers() for m, c in configs.items()}
+    schedules = {m: ic_schedule(method, m, c, chain) for m, c in configs.items()}
+    if env.is_main:
+        _warn_dropped_teachers(method, schedules)
+    teachers = {m: s.external_teachers() for m, s in schedules.items()}
     genkd_students = _genkd_students(method, configs, teachers)
     networks = {*configs, *genkd_students, *(t for ts in teachers.values() for t in ts)}
     finetuned = finetune_networks(method.finetune, genkd_students) if genkd_students else ()
@@ -120,6 +132,7 @@ def _run_stages(
     if env.is_main:
         for modality, config in configs.items():
             record_settings(run, method, modality, config)
+        _warn_unequal_budget(run, method, configs)
     env.barrier()
     source = resolve_data_source(run, None)
     reports = []
@@ -146,6 +159,32 @@ def _run_stages(
         write_tables(run, read_wise_results(run))
     env.barrier()
     return reports
+
+
+def _warn_dropped_teachers(method: Method, schedules: Mapping[str, PKDSchedule]) -> None:
+    """One warning line per student whose IC stage has fewer epochs than the chain has teachers
+    (the schedule left some out, :func:`flatkd.distill.pkd.build_schedule`)."""
+    for modality, schedule in schedules.items():
+        if schedule.dropped:
+            phases = " -> ".join(f"{t.label} (epoch {e})" for t, e in zip(schedule.teachers, schedule.starts))
+            _log.warning(
+                f"{method.name} {modality}: {len(schedule.teachers)} IC epochs for"
+                f" {len(schedule.teachers) + len(schedule.dropped)} teachers: {phases}, left out:"
+                f" {', '.join(t.label for t in schedule.dropped)}; train the ICs one epoch per teacher or more"
+                " to keep them all"
+            )
+
+
+def _warn_unequal_budget(run: RunDir, method: Method, configs: Mapping[str, DistillConfig]) -> None:
+    """One warning line when ``method``'s IC stages (as recorded) have another budget than the CE
+    baseline's: they are still compared, and every table marks the comparison as unequal."""
+    changed = [f"{m} {d}" for m in configs for d in budget_differences(run, method, m)]
+    if changed:
+        _log.warning(
+            f"{method.name}'s IC budget differs from the ce baseline's (ce -> {method.name}: {'; '.join(changed)}):"
+            " distill.md and the report compare them as unequal budgets; keep ce's settings (as `flatkd train`"
+            " recorded them) for a like-for-like comparison"
+        )
 
 
 def _genkd_students(

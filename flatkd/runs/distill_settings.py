@@ -30,8 +30,9 @@ from typing import Any
 from flatkd.config import merge, to_dict
 from flatkd.distill.genkd import GenKDConfig
 from flatkd.distill.kd import KDLoss
-from flatkd.distill.pkd import PKDConfig
-from flatkd.runs.methods import Method
+from flatkd.distill.pkd import PHASED_VARIANTS, PKDConfig
+from flatkd.errors import ConfigError
+from flatkd.runs.methods import METHODS, Method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.settings import recorded_section, resolve
 from flatkd.train.config import OptimConfig, ScheduleConfig, StageConfig, TrainConfig
@@ -44,6 +45,24 @@ class PKDSettings:
 
     phase_starts: tuple[int, ...] | None = None
     own_head_flattest: bool = False
+
+
+def parse_phase_starts(text: str, method: Method) -> tuple[int, ...]:
+    """``--phase-starts 0,2,4``: the first epoch of each teacher's phase (checked against the chain
+    and the IC epochs when the schedule is built, :func:`flatkd.distill.pkd.build_schedule`).
+    :class:`ConfigError` for text that is not a list of epochs, or a method without phases.
+
+    >>> parse_phase_starts(" 0, 2,4", Method("pkd", "pkd"))
+    (0, 2, 4)
+    """
+    if method.variant not in PHASED_VARIANTS:
+        methods = ", ".join(m.name for m in METHODS.values() if m.variant in PHASED_VARIANTS)
+        raise ConfigError(f"--phase-starts: {method.name} has no teacher phases; it applies to {methods}")
+    try:
+        starts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--phase-starts {text!r}: expected epochs separated by commas, e.g. 0,2,4") from None
+    return starts
 
 
 @dataclasses.dataclass

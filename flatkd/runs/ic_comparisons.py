@@ -6,7 +6,8 @@ what budget each method trained with, and paired comparisons between methods.
   :func:`flatkd.runs.ic_training.write_selection` leaves beside each checkpoint (for ``ic-ce``
   trained by ``flatkd train``, which has none: its whole-network best epoch, teacher ``none``).
 - :func:`budget_markdown`: IC epochs, optimiser and batch size of every method, each marked where
-  it differs from CE's; unequal budgets are stated, never compared silently.
+  it (or its schedule) differs from CE's (:func:`budget_differences`); unequal budgets are
+  stated, never compared silently, and ``flatkd distill`` warns when it trains one.
 - :func:`method_comparisons` / :func:`comparisons_markdown`: PKD against CE and against own-head
   KD (and every other method against CE) on every IC, as paired differences over the test clips
   with a bootstrap 95% interval and McNemar's p (:mod:`flatkd.runs.comparisons`).
@@ -15,6 +16,7 @@ what budget each method trained with, and paired comparisons between methods.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -23,6 +25,7 @@ from flatkd.runs.comparisons import Comparison, paired_markdown, paired_rows
 from flatkd.runs.ic_training import NO_TEACHER, network_selection, read_selection, selection_path
 from flatkd.runs.methods import METHODS, Method
 from flatkd.runs.rundir import RunDir
+from flatkd.runs.settings import differences
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
 from flatkd.runs.training import load_train_config
 from flatkd.train.checkpoint import load_resume
@@ -73,8 +76,10 @@ def selection_markdown(table: pd.DataFrame, split: str = "test") -> str:
     return "\n".join(lines) + "\n"
 
 
-def method_budget(run: RunDir, method: Method, modality: str) -> dict[str, object] | None:
-    """IC epochs, optimiser and batch size ``method`` trained ``modality``'s ICs with (None: not run)."""
+def method_budget(run: RunDir, method: Method, modality: str) -> dict[str, Any] | None:
+    """IC epochs, optimiser, schedule and batch size ``method`` trained ``modality``'s ICs with
+    (None: not run). Every IC stage of a run draws the same batches per epoch (same training
+    split, batch size and seed stream), so epochs x batch size is the budget."""
     train = load_train_config(run, modality)
     if method.name == "ce":
         ics = to_dict(train.ics)
@@ -83,7 +88,14 @@ def method_budget(run: RunDir, method: Method, modality: str) -> dict[str, objec
         if recorded is None:
             return None
         ics = recorded["ics"]
-    return {"epochs": ics["epochs"], "optim": ics["optim"], "batch_size": train.batch_size}
+    return {"epochs": ics["epochs"], "optim": ics["optim"], "schedule": ics["schedule"], "batch_size": train.batch_size}
+
+
+def budget_differences(run: RunDir, method: Method, modality: str) -> list[str]:
+    """Where ``method``'s IC budget of ``modality`` differs from the CE baseline's, as
+    ``key: ce's -> method's`` (``epochs: 3 -> 2``); empty when equal or not run."""
+    base, budget = method_budget(run, METHODS["ce"], modality), method_budget(run, method, modality)
+    return [] if base is None or budget is None else differences(base, budget)
 
 
 def budget_markdown(run: RunDir, table: pd.DataFrame) -> str:
@@ -91,13 +103,12 @@ def budget_markdown(run: RunDir, table: pd.DataFrame) -> str:
     differs from CE's named, so that no comparison below is of unequal budgets unannounced."""
     lines = ["Budget of the IC stages (same seed stream, so the same batches in the same order, and the same initial ICs):", ""]
     for modality in dict.fromkeys(table["modality"]):
-        base = method_budget(run, METHODS["ce"], modality)
         for name in (m for m in METHODS if m in set(table["method"])):
             budget = method_budget(run, METHODS[name], modality)
             if budget is None or not METHODS[name].trains(modality):
                 continue
-            differs = [k for k in budget if base is not None and budget[k] != base[k]]
-            note = f"; differs from ce in {', '.join(differs)}: not an equal-budget comparison" if differs else ""
+            differs = budget_differences(run, METHODS[name], modality)
+            note = f"; differs from ce ({', '.join(differs)}): not an equal-budget comparison" if differs else ""
             optim = budget["optim"]
             lines.append(
                 f"- {modality} {name}: {budget['epochs']} epochs, {optim['name']} lr {optim['lr']:g},"

@@ -21,6 +21,7 @@ error names the file or option it came from.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -128,6 +129,25 @@ def resolve(
     from_dict(cls, from_set, where="--set")
     settings = merge(settings, from_set)
     return from_dict(cls, settings, where=f"{'.'.join(section)} settings")
+
+
+def differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """Every dotted key where two settings trees differ, as ``key: old -> new`` (sorted keys; a
+    key missing on one side reads ``null`` there).
+
+    >>> differences({"preset": "cpu-tiny", "seed": 0, "ics": {"epochs": 2, "lr": 1}},
+    ...             {"preset": "resnet18", "seed": 7, "ics": {"epochs": 3, "lr": 1}})
+    ['ics.epochs: 2 -> 3', 'preset: cpu-tiny -> resnet18', 'seed: 0 -> 7']
+    """
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = sorted(set(old) | set(new))
+        return [d for key in keys for d in differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)]
+    return [] if old == new else [f"{where}: {_shown(old)} -> {_shown(new)}"]
+
+
+def _shown(value: Any) -> str:
+    """A setting's value in a message: strings bare, everything else as JSON (``null``, ``[1, 2]``)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _subsection(data: Mapping[str, Any], section: Sequence[str]) -> Any:
