@@ -168,16 +168,34 @@ class LazyGroup(click.Group):
             ctx.exit(EXIT_USER_ERROR)
 
 
+class _RunLogHandler(logging.FileHandler):
+    """A file handler that creates its file's folder when it opens the file."""
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 @contextlib.contextmanager
-def run_log(run_dir: Path) -> Iterator[None]:
+def run_log(run_dir: Path, main: bool = True) -> Iterator[None]:
     """Append flatkd's INFO lines (per-epoch lines, stage lines) to ``RUN/train.log`` while the
-    block runs, whatever stderr shows; the file is created on the first line (no empty run)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8", delay=True)
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    block runs, whatever stderr shows; the file (and the run directory) is created on the first
+    line, so a command refused before it logs anything leaves no trace.
+
+    ``main``: whether this process is rank 0 of a torchrun launch (or alone). The others write no
+    log file and show only warnings and errors on stderr, so a launch logs each line once."""
     logger = logging.getLogger("flatkd")
     level = logger.level
+    if not main:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+        return
+    handler = _RunLogHandler(run_dir / "train.log", encoding="utf-8", delay=True)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
     for other in logging.getLogger().handlers:  # stderr keeps the level -v chose
         if other.level == logging.NOTSET:
             other.setLevel(logging.getLogger().level)

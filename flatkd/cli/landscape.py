@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from flatkd.cli.common import progress, run_option, settings_options
+from flatkd.cli.common import progress, run_log, run_option, settings_options
 from flatkd.config import to_dict
 from flatkd.landscape.measure import FlatnessSettings
 from flatkd.landscape.ranking import METRICS, PRIMARY_METRIC
@@ -134,10 +134,11 @@ def rank_modalities(
     """
     settings = flatness_settings(quick, config_path, overrides, **options)
     env = init_from_env(device)
-    result = rank_run(
-        run_dir, seed_runs=seed_runs, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
-        settings=settings, metric=metric, env=env, progress=progress if env.is_main else no_progress,
-    )  # fmt: skip
+    with run_log(run_dir, env.is_main):
+        result = rank_run(
+            run_dir, seed_runs=seed_runs, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
+            settings=settings, metric=metric, env=env, progress=progress if env.is_main else no_progress,
+        )  # fmt: skip
     if not env.is_main:
         return
     ranking = result.ranking

@@ -21,11 +21,12 @@ run.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 
 from flatkd.config import to_dict
 from flatkd.errors import ConfigError
-from flatkd.progress import ProgressFactory, no_progress
+from flatkd.progress import ProgressFactory, logged_stage, no_progress
 from flatkd.runs.chain import read_chain
 from flatkd.runs.data_source import resolve_data_source
 from flatkd.runs.distill_settings import DistillConfig, record_settings
@@ -40,6 +41,8 @@ from flatkd.runs.wise import read_wise_results
 from flatkd.train import TrainConfig
 from flatkd.train.distributed import LOCAL, Dist
 from flatkd.train.loop import EpochCallback
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,29 +99,37 @@ def distill(
     env.barrier()
     source = resolve_data_source(run, None)
     reports = []
-    if finetuned:
-        settings = next(iter(configs.values())).genkd
-        for network in finetuned:
-            done = genkd_complete(run, method.finetune, network, settings, trains[network])
+    with logged_stage(log, f"distill {method.name}", ", ".join(configs)):
+        if finetuned:
+            settings = next(iter(configs.values())).genkd
+            for network in finetuned:
+                done = genkd_complete(run, method.finetune, network, settings, trains[network])
+                if not done:
+                    train_genkd(
+                        run, method.finetune, network, settings, trains[network], source,
+                        resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
+                    )  # fmt: skip
+                reports.append(_report(genkd_stage(method.finetune, network), network, done))
+        for modality, config in configs.items():
+            reuse = resume or method.name == "ce"
+            done = reuse and stage_complete(run, method, modality, config, trains[modality], chain, select)
             if not done:
-                train_genkd(
-                    run, method.finetune, network, settings, trains[network], source,
-                    resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
+                train_ics(
+                    run, method, modality, config, trains, source, chain, select=select,
+                    resume=reuse, env=env, progress=progress, on_epoch_end=on_epoch_end,
                 )  # fmt: skip
-            reports.append(StageReport(genkd_stage(method.finetune, network), network, "reused" if done else "trained"))
-    for modality, config in configs.items():
-        reuse = resume or method.name == "ce"
-        done = reuse and stage_complete(run, method, modality, config, trains[modality], chain, select)
-        if not done:
-            train_ics(
-                run, method, modality, config, trains, source, chain, select=select,
-                resume=reuse, env=env, progress=progress, on_epoch_end=on_epoch_end,
-            )  # fmt: skip
-        reports.append(StageReport(method.stage, modality, "reused" if done else "trained"))
+            reports.append(_report(method.stage, modality, done))
     if env.is_main:
         write_tables(run, read_wise_results(run))
     env.barrier()
     return reports
+
+
+def _report(stage: str, modality: str, reused: bool) -> StageReport:
+    """The :class:`StageReport` of a stage; a reused one is logged (a trained one logged itself)."""
+    if reused:
+        log.info("%s %s: finished before, reused", stage, modality)
+    return StageReport(stage, modality, "reused" if reused else "trained")
 
 
 def _genkd_students(
