@@ -23,6 +23,18 @@ EXIT_USER_ERROR = 2
 #: exit status of a command that finished but some of its inputs failed (each named on stderr,
 #: and in the command's record: the cache's manifest.json, the transcode summary)
 EXIT_SOME_FAILED = 3
+#: exit status of a command stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+EXIT_INTERRUPTED = 130
+
+#: what an interrupted command keeps and how to continue, by command name (``{run}``: its --run)
+_INTERRUPT_ADVICE = {
+    "train": "{run} keeps the last finished epoch; rerun with --resume to continue",
+    "distill": "{run} keeps the last finished epoch; rerun with --resume to continue",
+    "rank-modalities": "{run} keeps the finished measurements (flatness/); run the same command again to continue",
+    "demo": "{run} keeps every finished step; run the same command again to continue",
+    "cache": "the cache keeps the finished videos; run the same command again to continue",
+    "transcode": "the finished outputs are kept (and skipped when run again with the same settings)",
+}
 
 #: what to do about an OS error, by errno name
 _OS_ADVICE = {
@@ -46,13 +58,13 @@ _OS_ADVICE = {
 _PATH_OPTIONS = ("--run", "--out", "--data", "--cache", "--config", "--weights")
 
 
-def _paths_of(args: list[str]) -> list[str]:
-    """The paths given to the options of :data:`_PATH_OPTIONS` in ``args`` (to name where an OS
-    error happened when the error itself does not say)."""
+def _paths_of(args: list[str], options: tuple[str, ...] = _PATH_OPTIONS) -> list[str]:
+    """The paths given to ``options`` in ``args`` (to name where an OS error happened when the
+    error itself does not say, or which run an interrupted command leaves)."""
     paths = []
     for i, arg in enumerate(args):
         name, eq, value = arg.partition("=")
-        if name in _PATH_OPTIONS:
+        if name in options:
             if eq:
                 paths.append(value)
             elif i + 1 < len(args):
@@ -84,6 +96,17 @@ def describe_ffmpeg_error(exc: Exception) -> str:
         f"{where + ': ' if where else ''}FFmpeg: {reason}; check the video file and the size/format"
         " options (`flatkd data inspect FILE` shows what a file holds)"
     )
+
+
+def describe_interrupt(args: list[str]) -> str:
+    """One line for a command stopped by Ctrl-C: ``args`` is its command line from the command
+    name on; names the run and what it keeps, where the command is known to resume."""
+    command = args[0] if args else ""
+    runs = _paths_of(args[1:], ("--run",))
+    advice = _INTERRUPT_ADVICE.get(command)
+    if advice is None:
+        return f"interrupted{f' ({runs[0]})' if runs else ''}"
+    return "interrupted: " + advice.format(run=runs[0] if runs else "the run")
 
 
 def _is_ffmpeg_error(exc: BaseException) -> bool:
@@ -147,12 +170,18 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """The one error boundary: a :class:`FlatkdError`, an ``OSError`` (disk full, permission
         denied, read-only or missing folder, ...) and a PyAV/FFmpeg error become one line
-        ``flatkd: error: ...`` naming the path and what to do, and exit status 2."""
+        ``flatkd: error: ...`` naming the path and what to do, and exit status 2; Ctrl-C becomes
+        one line ``flatkd: interrupted...`` (:func:`describe_interrupt`) and exit status 130."""
         args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except KeyboardInterrupt:
+            if (ctx.find_root().obj or {}).get("debug"):
+                raise
+            click.echo(f"flatkd: {describe_interrupt(args)}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             if (ctx.find_root().obj or {}).get("debug"):
                 raise
