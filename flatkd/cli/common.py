@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import importlib
+import importlib.util
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -149,6 +150,22 @@ def settings_options(fields: str) -> Callable[[Callable[..., Any]], Callable[...
     return lambda command: config(overrides(command))
 
 
+def lazy_short_help(spec: str, limit: int = 45) -> str:
+    """The one-line help click shows for the command ``spec`` (``"module:function"``): the start
+    of the function's docstring, read from the module's source without importing the module."""
+    module_name, function = spec.split(":")
+    found = importlib.util.find_spec(module_name)
+    if found is None or found.origin is None:
+        raise ModuleNotFoundError(module_name)
+    tree = ast.parse(Path(found.origin).read_text(encoding="utf-8"))
+    docstring = next(
+        ast.get_docstring(node) or ""
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name == function
+    )
+    return click.Command(function, help=docstring).get_short_help_str(limit)
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use (``lazy``: name ->
     ``"module:attribute"``), and which turns :class:`FlatkdError` into one line on stderr and exit
@@ -160,6 +177,26 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The group's list of commands, as click writes it, but the one-line help of a command
+        not imported yet is read from its module's source (:func:`lazy_short_help`), so that
+        ``flatkd --help`` imports none of them (nor torch)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            spec = self._lazy.get(name)
+            if spec is not None and spec.split(":")[0] not in sys.modules:
+                rows.append((name, lazy_short_help(spec, limit)))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self._lazy:
