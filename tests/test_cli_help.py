@@ -1,6 +1,7 @@
 """``flatkd --help`` and ``flatkd COMMAND --help`` are quick: building the help imports click and
-the commands' option definitions, not torch, numpy, pandas or PyAV; the lazily listed one-line
-helps are the ones click would show."""
+the commands' option definitions, not torch, numpy, pandas or PyAV (``data inspect/transcode/
+extract``: PyAV and numpy, not torch); the lazily listed one-line helps are the ones click would
+show."""
 
 from __future__ import annotations
 
@@ -31,9 +32,14 @@ def _imported_after_help(*args: str) -> list[str]:
     return done.stdout.split()
 
 
-@pytest.mark.parametrize("command", [(), ("data",)])
-def test_group_help_imports_no_heavy_package(command: tuple[str, ...]) -> None:
+@pytest.mark.parametrize("command", [(), ("data",), ("report",), ("rank-modalities",)])
+def test_help_imports_no_heavy_package(command: tuple[str, ...]) -> None:
     assert _imported_after_help(*command) == []
+
+
+@pytest.mark.parametrize("command", ["inspect", "transcode", "extract"])
+def test_data_command_help_imports_no_torch(command: str) -> None:
+    assert "torch" not in _imported_after_help("data", command)
 
 
 @pytest.mark.parametrize("commands", [_COMMANDS, _DATA_COMMANDS])
