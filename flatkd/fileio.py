@@ -169,6 +169,20 @@ def load_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise InputFileError(f"{path}: corrupt or not a safetensors file ({exc})") from None
 
 
+def read_tensor_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a safetensors file (empty when it has none), read from its header
+    alone; a missing or corrupt file raises :class:`InputFileError`."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).is_file():
+        raise InputFileError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: corrupt or not a safetensors file ({exc})") from None
+
+
 def save_torch_state(path: str | os.PathLike[str], state: Any) -> None:
     """Save nested state (optimizer, RNG) with ``torch.save``, atomically.
 

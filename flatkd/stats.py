@@ -19,6 +19,13 @@ Across training seeds a quantity is summarised by its mean and a Student-t inter
 A single accuracy (k of n clips right) gets the Wilson score interval (Wilson, JASA 1927; Brown,
 Cai & DasGupta, Statist. Sci. 2001 recommend it over the Wald interval for small n):
 ``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)`` with ``p = k/n``.
+
+Whether a classifier learned anything is judged against *chance*: a classifier without
+information scores ``p0 = max(1/K, majority-class rate)`` on average (guessing uniformly, or
+always answering the commonest test class), and on n clips its number of right answers is
+``Binomial(n, p0)``. :func:`chance_interval` is the central 95% range of that count over n
+(exact binomial quantiles); an accuracy inside it, or below it, is indistinguishable from chance
+(:class:`ClassReport`, which also holds the confusion matrix and per-class accuracy).
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = [
+    "ClassReport",
     "Interval",
     "PairedComparison",
     "SeedSummary",
     "compare_paired",
+    "chance_interval",
+    "class_report",
     "mcnemar_p",
     "paired_bootstrap",
     "seed_summary",
@@ -264,3 +274,101 @@ def pairwise_agreement(predictions: Mapping[str, Sequence[int] | np.ndarray]) ->
         (a, b): top_class_agreement(predictions[a], predictions[b])
         for a, b in itertools.combinations(predictions, 2)
     }
+
+
+def chance_interval(n: int, p: float, level: float = 0.95) -> Interval:
+    """The central ``level`` range of the accuracy of a classifier right with probability ``p``
+    on each of ``n`` clips: the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of
+    ``Binomial(n, p)``, over ``n`` (module docstring).
+
+    >>> chance_interval(12, 0.25).format(scale=100, signed=False)
+    '25.0 [0.0, 50.0]'
+    """
+    if n < 1 or not 0 <= p <= 1:
+        raise ValueError(f"need n >= 1 and 0 <= p <= 1, got n={n}, p={p}")
+    k = np.arange(n + 1)
+    if p in (0.0, 1.0):
+        pmf = (k == round(p * n)).astype(float)
+    else:
+        log_choose = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+        pmf = np.exp(log_choose + k * math.log(p) + (n - k) * math.log1p(-p))
+    cdf = np.cumsum(pmf) / pmf.sum()
+    tail = (1 - level) / 2
+    low, high = (min(n, int(np.searchsorted(cdf, q - 1e-12))) for q in (tail, 1 - tail))
+    return Interval(p, low / n, high / n, level)
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    """One classifier's predictions on n clips of K classes, by class: ``confusion[t, q]`` counts
+    the clips of true class t predicted as q."""
+
+    confusion: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def correct(self) -> int:
+        return int(np.trace(self.confusion))
+
+    @property
+    def accuracy(self) -> Interval:
+        """The accuracy with its Wilson 95% interval."""
+        return wilson_interval(self.correct, self.n)
+
+    @property
+    def per_class(self) -> np.ndarray:
+        """Accuracy (recall) of every true class; NaN for a class without clips."""
+        support = self.confusion.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(support > 0, np.diag(self.confusion) / support, np.nan)
+
+    @property
+    def uniform_chance(self) -> float:
+        """1/K: the expected accuracy of a uniform guess."""
+        return 1 / self.confusion.shape[0]
+
+    @property
+    def majority_rate(self) -> float:
+        """The share of the commonest true class: the accuracy of always predicting it."""
+        return float(self.confusion.sum(axis=1).max() / self.n)
+
+    @property
+    def chance(self) -> Interval:
+        """:func:`chance_interval` at ``max(1/K, majority rate)``."""
+        return chance_interval(self.n, max(self.uniform_chance, self.majority_rate))
+
+    @property
+    def predicted_classes(self) -> list[int]:
+        """The classes predicted for at least one clip."""
+        return [int(q) for q in np.flatnonzero(self.confusion.sum(axis=0))]
+
+    @property
+    def single_class(self) -> bool:
+        """Whether every clip got the same prediction."""
+        return len(self.predicted_classes) == 1
+
+    @property
+    def at_chance(self) -> bool:
+        """Whether the accuracy lies within (or below) the 95% range of chance."""
+        return self.correct / self.n <= self.chance.high
+
+
+def class_report(predicted: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray, classes: int) -> ClassReport:
+    """The :class:`ClassReport` of predicted classes against true ``labels`` (``[N]`` each, in
+    ``0..classes-1``).
+
+    >>> report = class_report([0, 0, 0, 0], [0, 1, 2, 0], classes=3)
+    >>> report.per_class.tolist(), report.single_class, report.at_chance
+    ([1.0, 0.0, 0.0], True, True)
+    """
+    q, t = np.asarray(predicted, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    if q.shape != t.shape or q.ndim != 1 or not q.size:
+        raise ValueError(f"need equal-length 1-D predictions and labels, got shapes {q.shape} and {t.shape}")
+    if min(q.min(), t.min()) < 0 or max(q.max(), t.max()) >= classes:
+        raise ValueError(f"classes must lie in 0..{classes - 1}")
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(confusion, (t, q), 1)
+    return ClassReport(confusion)

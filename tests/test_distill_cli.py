@@ -16,7 +16,7 @@ from helpers.cli import assert_one_line_error, run_flatkd
 from helpers.interrupt import Interrupt, kill_after
 
 from flatkd.distill import load_wise
-from flatkd.fileio import load_tensors
+from flatkd.fileio import load_tensors, save_tensors
 from flatkd.landscape.chain import Chain
 from flatkd.runs.chain import write_chain
 from flatkd.runs.data_source import open_split_data, resolve_data_source
@@ -225,3 +225,31 @@ def test_wise_cli_fits_non_negative_weights_and_reports_the_cascade(distilled: P
     table = (run_path / "distill.md").read_text()
     assert "| pkd | 0.999999 |" in table and "| pkd-no-scaling | 0.999999 |" in table
     assert run.read_config()["wise"]["pkd-no-scaling"]["order"] == list(uniform.order)
+
+
+def test_a_failed_distill_records_nothing_and_a_busy_one_is_refused(trained: Path, tmp_path: Path) -> None:
+    run = _copy(trained, tmp_path / "failed")
+    before = RunDir(run).read_config()
+    failed = run_flatkd("distill", "--run", str(run), "--method", "pkd", "--set", "ics.optim.lr=1e9")
+    assert_one_line_error(failed, "training diverged")
+    assert RunDir(run).read_config() == before, "a distillation that committed nothing leaves no settings"
+    with RunDir(run).hold("distill.pkd"):
+        busy = run_flatkd("distill", "--run", str(run), "--method", "pkd")
+    assert_one_line_error(busy, "is in use", "distill.pkd is running there")
+    assert RunDir(run).read_config() == before
+
+
+def test_a_failed_ranking_records_nothing_and_a_busy_one_is_refused(trained: Path, tmp_path: Path) -> None:
+    run = _copy(trained, tmp_path / "ranking", chain=False)
+    before = RunDir(run).read_config()
+    with RunDir(run).hold("rank-modalities"):
+        busy = run_flatkd("rank-modalities", "--run", str(run), "--quick")
+    assert_one_line_error(busy, "is in use", "rank-modalities is running there")
+    path = RunDir(run).checkpoint_path("ic-ce", "iframe")
+    weights = load_tensors(path)
+    name = next(k for k, t in weights.items() if t.is_floating_point() and t.numel() > 1)
+    weights[name][0] = float("nan")
+    save_tensors(path, weights)
+    failed = run_flatkd("rank-modalities", "--run", str(run), "--quick")
+    assert_one_line_error(failed, "non-finite weights")
+    assert RunDir(run).read_config() == before, "a ranking that wrote no results leaves no settings"

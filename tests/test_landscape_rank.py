@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from flatkd.cli import cli
@@ -19,7 +20,7 @@ from flatkd.data.synth import SynthSettings, generate_synthetic
 from flatkd.landscape import FlatnessSettings, LandscapeInputError
 from flatkd.landscape.chain import PAPER_CHAIN, chain_from_json
 from flatkd.landscape.ranking import FlatnessRecord, convergence_problems, rank_modalities, summarise
-from flatkd.stats import student_t_quantile
+from flatkd.stats import chance_interval, student_t_quantile
 from flatkd.runs.chain import read_chain
 from flatkd.runs.rundir import RunDir
 
@@ -186,3 +187,26 @@ def test_rank_modalities_needs_two_trained_networks(trained: Path) -> None:
     result = CliRunner().invoke(cli, ["rank-modalities", "--run", str(trained), "--modality", "mv"])
     assert result.exit_code == 2
     assert result.output.strip().startswith("flatkd: error: ") and "ranking needs two or more" in result.output
+
+
+def test_rank_modalities_warns_about_a_network_at_chance(trained: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "r1"
+    shutil.copytree(trained, copy)
+    run = RunDir(copy)
+    logits, labels = run.load_logits("ic-ce", "mv", "test")
+    constant = torch.zeros_like(logits)
+    constant[..., 1] = 1.0  # mv: one class for every test clip
+    run.save_logits("ic-ce", "mv", "test", constant, labels)
+    perfect = torch.nn.functional.one_hot(labels, logits.shape[-1]).float()[:, None].expand_as(logits)
+    run.save_logits("ic-ce", "iframe", "test", perfect.contiguous(), labels)
+    result = CliRunner().invoke(cli, ["rank-modalities", "--run", str(copy), *RANK])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning: the ")]
+    name = run.read_config()["data"]["classes"][1]
+    right = int((labels == 1).sum())
+    assert warned == [
+        f"warning: the mv (ic-ce, final exit) network predicts class {name!r} for every one of its {len(labels)} test"
+        f" clips; test accuracy {right / len(labels):.1%} ({right}/{len(labels)}) is within the 95% range of chance"
+        f" (25.0%: {chance_interval(len(labels), 0.25).low:.1%}-{chance_interval(len(labels), 0.25).high:.1%} on"
+        f" {len(labels)} clips)"
+    ]

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 from helpers.demo import DemoRun
 
 from flatkd.cli import cli
+from flatkd.fileio import read_tensor_metadata
+from flatkd.runs.rundir import RunDir
 
 
 @pytest.fixture
@@ -53,6 +56,11 @@ def _table(text: str, *first_headers: str) -> list[dict[str, str]]:
     """:func:`_rows` as dictionaries keyed by the header."""
     headers, *rows = _rows(text, *first_headers)
     return [dict(zip(headers, row)) for row in rows]
+
+
+def _links(text: str) -> list[str]:
+    """The targets of the figures the markdown embeds."""
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
 
 
 def _copy_results(run: Path, into: Path, leave_out: tuple[str, ...]) -> Path:
@@ -104,7 +112,7 @@ def test_report_holds_the_runs_numbers_chain_and_figures(run_dir: Path, tmp_path
         assert (tau, accuracy) == (f"{wise[tag]['tau']:g}", f"{100 * wise[tag]['at_tau']['accuracy']:.1f}")
 
     # every figure of the run exactly once, linked relative to the report's folder
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    links = _links(text)
     assert sorted(links) == sorted(set(links))
     assert sorted((out.parent / link).resolve() for link in links) == sorted(
         p.resolve() for p in (run_dir / "figures").glob("*.png")
@@ -130,7 +138,8 @@ def test_sections_without_their_inputs_name_the_command(run_dir: Path, tmp_path:
     assert _section(text, "Flatness").strip() == f"_Not ranked yet: run `flatkd rank-modalities --run {trained_only}`._"
     assert f"run `flatkd distill --run {trained_only} --method pkd`" in _section(text, "Distillation")
     assert _section(text, "WISE").strip() == f"_WISE not run yet: run `flatkd wise --run {trained_only}`._"
-    assert "![" not in text
+    # the only figures are the confusion matrices the report draws from the logits
+    assert sorted(_links(text)) == [f"figures/confusion_{m}.png" for m in ("iframe", "mv", "residual")]
 
 
 def test_a_run_without_training_is_a_one_line_error(run_dir: Path, tmp_path: Path) -> None:
@@ -140,3 +149,53 @@ def test_a_run_without_training_is_a_one_line_error(run_dir: Path, tmp_path: Pat
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"flatkd: error: {untrained} holds no trained network yet: run `flatkd train")
     assert not (untrained / "report.md").exists()
+
+
+def test_networks_by_class_show_epochs_chance_classes_and_the_confusion_figure(run_dir: Path, tmp_path: Path) -> None:
+    run = RunDir(run_dir)
+    text = _report(run_dir, tmp_path / "report.md")
+    section = _section(text, "Networks by class")
+    rows = {r["modality"]: r for r in _table(section, "modality", "logits of")}
+    assert set(rows) == {"iframe", "mv", "residual"}
+    classes = run.read_config()["data"]["classes"]
+    metrics = run.read_metrics()
+    for modality, row in rows.items():
+        logits, labels = run.load_logits("ic-ce", modality, "test")
+        right = int((logits[:, -1].argmax(-1) == labels).sum())
+        assert (row["logits of"], row["n"], row["chance 1/K"]) == ("ic-ce", str(len(labels)), f"{100 / len(classes):.1f}")
+        assert row["majority class"] == f"{100 * labels.bincount().max().item() / len(labels):.1f}"
+        assert row["accuracy [95% CI]"].startswith(f"{100 * right / len(labels):.1f} [")
+        for stage, column in (("backbone", "backbone epoch"), ("ic-ce", "IC epoch")):
+            kept = int(read_tensor_metadata(run.checkpoint_path(stage, modality))["epoch"])
+            ran = int(((metrics["stage"] == stage) & (metrics["modality"] == modality)).sum())
+            assert row[column] == f"{kept + 1} of {ran}"
+        line = next(x for x in section.splitlines() if x.startswith(f"{modality} per-class accuracy (%)"))
+        assert all(name in line for name in classes)
+        assert (run_dir / "figures" / f"confusion_{modality}.png").stat().st_size > 0
+        figure = (run_dir / "figures" / f"confusion_{modality}.png").resolve()
+        assert figure in [(tmp_path / link).resolve() for link in _links(section)]  # relative to the report
+
+
+def test_a_degenerate_network_gets_a_warning_and_a_healthy_one_none(run_dir: Path, tmp_path: Path) -> None:
+    copy = _copy_results(run_dir, tmp_path / "degenerate", leave_out=("figures",))
+    run = RunDir(copy)
+    classes = run.read_config()["data"]["classes"]
+    logits, labels = run.load_logits("ic-ce", "mv", "test")
+    constant = torch.zeros_like(logits)
+    constant[..., 0] = 1.0  # every exit predicts the first class for every clip
+    run.save_logits("ic-ce", "mv", "test", constant, labels)
+    perfect = torch.nn.functional.one_hot(labels, logits.shape[-1]).float()[:, None].expand_as(logits)
+    run.save_logits("ic-ce", "iframe", "test", perfect.contiguous(), labels)
+
+    section = _section(_report(copy), "Networks by class")
+    n = len(labels)
+    first = int((labels == 0).sum())
+    assert f"**Warning: mv (ic-ce, final exit) predicts class '{classes[0]}' for every one of its {n} test clips.**" in section
+    assert f"**Warning: mv (ic-ce, final exit) test accuracy {100 * first / n:.1f}% ({first}/{n}) is within the 95% range of chance" in section
+    assert "Warning: iframe" not in section
+    rows = {r["modality"]: r for r in _table(section, "modality", "logits of")}
+    assert rows["iframe"]["accuracy [95% CI]"].startswith("100.0 [") and rows["mv"]["IC epoch"].startswith("– of ")
+    mv = next(x for x in section.splitlines() if x.startswith("mv per-class accuracy"))
+    assert f"({len(classes) - 1} of {len(classes)} classes at 0%)" in mv
+    assert all(f"**{name} 0.0**" in mv for name in classes[1:]) and f"{classes[0]} 100.0" in mv
+    assert (copy / "figures" / "confusion_mv.png").is_file()

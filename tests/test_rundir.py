@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from flatkd.errors import InputFileError, MissingPrerequisiteError
+from flatkd.fileio import save_tensors
 from flatkd.runs.rundir import RunDir
 
 
@@ -80,3 +81,28 @@ def test_logits_roundtrip_and_corrupt_files(tmp_path: Path) -> None:
     run.metrics_path.write_bytes(b'a,b\n1,2,3,4\n"')
     with pytest.raises(InputFileError, match="metrics.csv: (not a readable CSV|truncated)"):
         run.read_metrics()
+
+
+def test_logits_carry_their_clip_keys_and_old_files_still_load(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    logits, labels = torch.randn(3, 2, 4), torch.tensor([0, 3, 1])
+    keys = ["a/v_a_g01_c01", "d/v_d_g02_c01", "b/v_b_g01_c02"]
+    run.save_logits("ic-ce", "mv", "test", logits, labels, keys=keys)
+    assert run.load_logit_keys("ic-ce", "mv", "test") == keys
+    back = run.load_logits("ic-ce", "mv", "test")
+    assert torch.equal(back[0], logits) and torch.equal(back[1], labels)
+    run.save_logits("ic-ce", "mv", "test", logits, labels, view="25x10", keys=keys)
+    assert run.load_logit_keys("ic-ce", "mv", "test", "25x10") == keys
+    with pytest.raises(ValueError, match="2 clip keys for 3 clips"):
+        run.save_logits("ic-ce", "mv", "val", logits, labels, keys=keys[:2])
+
+    # a file of an older version: the same tensors, no metadata
+    save_tensors(run.logits_path("ic-ce", "iframe", "test"), {"logits": logits, "labels": labels})
+    assert run.load_logit_keys("ic-ce", "iframe", "test") is None
+    assert torch.equal(run.load_logits("ic-ce", "iframe", "test")[0], logits)
+
+    save_tensors(run.logits_path("ic-ce", "residual", "test"), {"logits": logits, "labels": labels}, {"keys": "[1, 2"})
+    with pytest.raises(InputFileError, match="'keys' metadata is not a list of clip keys"):
+        run.load_logit_keys("ic-ce", "residual", "test")
+    with pytest.raises(MissingPrerequisiteError, match="is missing"):
+        run.load_logit_keys("ic-ce", "residual", "val")

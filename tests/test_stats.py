@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from flatkd.stats import (
+    chance_interval,
+    class_report,
     compare_paired,
     mcnemar_p,
     paired_bootstrap,
@@ -78,3 +80,34 @@ def test_wilson_interval_matches_the_published_values() -> None:
     # much narrower with many clips: 480 clips at 80% -> about +-3.6 points
     wide = wilson_interval(384, 480)
     assert 0.034 < (wide.high - wide.low) / 2 < 0.037
+
+
+def test_chance_interval_is_the_central_binomial_range() -> None:
+    for n, p in ((12, 0.25), (200, 0.01), (101, 0.5)):
+        pmf = np.array([math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)])
+        cdf = np.cumsum(pmf)
+        low, high = int(np.argmax(cdf >= 0.025)), int(np.argmax(cdf >= 0.975))
+        interval = chance_interval(n, p)
+        assert (interval.estimate, interval.low, interval.high) == pytest.approx((p, low / n, high / n))
+    assert (chance_interval(5, 1.0).low, chance_interval(5, 0.0).high) == (1.0, 0.0)
+    big = chance_interval(3783, 1 / 101)  # UCF-101's test list: no overflow
+    assert 0 < big.low < 1 / 101 < big.high < 0.02
+    with pytest.raises(ValueError):
+        chance_interval(0, 0.5)
+
+
+def test_class_report_counts_by_class_and_judges_chance() -> None:
+    labels = [0, 0, 0, 0, 1, 1, 2, 2]
+    report = class_report([0, 0, 0, 1, 1, 1, 0, 0], labels, classes=4)
+    assert report.confusion.tolist() == [[3, 1, 0, 0], [0, 2, 0, 0], [2, 0, 0, 0], [0, 0, 0, 0]]
+    assert (report.n, report.correct, report.predicted_classes) == (8, 5, [0, 1])
+    per_class = report.per_class
+    assert per_class[:3].tolist() == [0.75, 1.0, 0.0] and math.isnan(per_class[3])  # class 3 has no clip
+    assert (report.uniform_chance, report.majority_rate, report.chance.estimate) == (0.25, 0.5, 0.5)
+    assert not report.single_class and report.at_chance  # 5 of 8 is no better than always answering 0
+    many = class_report(np.repeat(np.arange(4), 25), np.repeat(np.arange(4), 25), classes=4)
+    assert not many.at_chance and many.accuracy.estimate == 1.0
+    constant = class_report([2] * 100, np.repeat(np.arange(4), 25), classes=4)
+    assert constant.single_class and constant.at_chance
+    with pytest.raises(ValueError, match="classes must lie in 0..3"):
+        class_report([4], [0], classes=4)

@@ -11,7 +11,9 @@ import torch
 import yaml
 from helpers.cli import assert_one_line_error, run_flatkd
 
+from flatkd.data.dataset_splits import open_dataset
 from flatkd.data.synth.design import class_table
+from flatkd.runs.data_source import resolve_data_source
 from flatkd.runs.rundir import RunDir
 
 FAST = [
@@ -60,6 +62,16 @@ def test_train_records_everything_and_evaluate_reproduces_the_logits(trained: Pa
         again = RunDir(copy).load_logits("ic-ce", "mv", split)
         assert torch.equal(again[0], logits) and torch.equal(again[1], labels)
     assert RunDir(copy).read_macs()["mv"] == macs
+
+
+def test_logits_name_their_clips(trained: Path) -> None:
+    run = RunDir(trained)
+    source = resolve_data_source(run, None)
+    splits = open_dataset(source.dir, source.split, val_fraction=source.val_fraction, seed=source.val_seed)
+    for split, samples in (("val", splits.val), ("test", splits.test)):
+        _, labels = run.load_logits("ic-ce", "mv", split)
+        assert run.load_logit_keys("ic-ce", "mv", split) == [s.video for s in samples]
+        assert labels.tolist() == [s.label for s in samples]
 
 
 def test_corrupted_checkpoints_give_one_line_errors(trained: Path, tmp_path: Path) -> None:

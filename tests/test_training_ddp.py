@@ -27,6 +27,7 @@ from flatkd.fileio import load_tensors
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.training import SplitData, train_network
 from flatkd.train import TrainConfig, init_from_env
+from flatkd.train.loop import DivergenceError
 
 
 def _config(sync_bn: bool) -> TrainConfig:
@@ -100,3 +101,39 @@ def test_two_gloo_processes_train_like_one(tmp_path: Path) -> None:
         a, b = torch.tensor(metrics_a[column].values), torch.tensor(metrics_b[column].values)
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert single.read_macs() == synced.read_macs()
+
+
+class _NanOnRankOne(StandInClips):
+    """Stand-in clips that are NaN in the process of rank 1 only."""
+
+    def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
+        inputs, label = super().__getitem__(index)
+        if os.environ.get("RANK") == "1":
+            inputs = {m: torch.full_like(x, float("nan")) for m, x in inputs.items()}
+        return inputs, label
+
+
+def _diverging_worker(rank: int, port: int, root: str) -> None:
+    os.environ |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                   "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"}  # fmt: skip
+    torch.set_num_threads(1)
+    data = SplitData(_NanOnRankOne(16), StandInClips(4, train=False, seed=1), StandInClips(4, train=False, seed=2))
+    try:
+        train_network(RunDir(f"{root}/run"), "mv", _config(sync_bn=False), data, num_classes=4, env=init_from_env("cpu"))
+    except DivergenceError as error:
+        Path(f"{root}/rank{rank}.txt").write_text(str(error))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_loss_that_diverges_on_one_process_stops_every_process(tmp_path: Path) -> None:
+    context = mp.start_processes(_diverging_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=False)
+    for _ in range(120):  # without the shared check, rank 0 waits in the all-reduce for good
+        if context.join(timeout=1):
+            break
+    else:
+        for process in context.processes:
+            process.kill()
+        raise AssertionError("a process kept waiting after the other diverged")
+    messages = [(tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)]
+    assert messages[0] == messages[1] and "became nan at epoch 0, step 0" in messages[0], messages

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from flatkd.cli.common import EXIT_SOME_FAILED, progress
-from flatkd.codec.encode import CANONICAL, EncodeSettings
+from flatkd.codec.encode import CANONICAL, FITS, EncodeSettings
 from flatkd.codec.transcode import CONTAINER_CHOICES, transcode_all
 
 
@@ -47,6 +47,13 @@ def parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     help="Output frame size WxH (even numbers).",
 )
 @click.option(
+    "--fit",
+    type=click.Choice(FITS),
+    default=CANONICAL.fit,
+    show_default=True,
+    help="A source of another aspect ratio: crop (centred window), pad (black bars) or stretch (CoViAR; distorts).",
+)
+@click.option(
     "--gop", default=CANONICAL.gop, show_default=True, help="Frames per GOP (one I-frame, then P-frames)."
 )
 @click.option(
@@ -83,6 +90,7 @@ def transcode(
     out_dir: Path,
     codec: str,
     size: tuple[int, int],
+    fit: str,
     gop: int,
     quantiser: int | None,
     container: str,
@@ -91,7 +99,8 @@ def transcode(
 ) -> None:
     """Re-encode SOURCES (any video FFmpeg reads, B-frames included) into OUT/<name>.<ext>:
     by default CoViAR's format, MPEG-4 Part 2 at 340x256 with a GOP of 12 frames, P-frames only
-    and a fixed quantiser. A folder among SOURCES stands for every video below it, written to the
+    and a fixed quantiser; a source of another aspect ratio is centre-cropped to it (--fit). A
+    folder among SOURCES stands for every video below it, written to the
     same place below OUT, so class folders are kept (`flatkd data transcode raw --out canon`, then
     `flatkd data lists canon`).
 
@@ -105,7 +114,7 @@ def transcode(
     Exit status: 0 all done; 2 an error before anything was done (one line); 3 finished, but some
     sources failed (each named on stderr).
     """
-    settings = EncodeSettings(codec=codec, width=size[0], height=size[1], gop=gop, quantiser=quantiser)
+    settings = EncodeSettings(codec=codec, width=size[0], height=size[1], gop=gop, quantiser=quantiser, fit=fit)
     results = transcode_all(
         sources, out_dir, settings, container=container, jobs=jobs, max_frames=max_frames, progress=progress
     )

@@ -110,7 +110,9 @@ def rank_modalities(
 
     The ranking's primary metric (--metric, default the adaptive trace) is compared with 95%
     intervals over --seed-run runs when given, else over the subsets. A pair is resolved only when
-    the intervals are disjoint; a network near chance accuracy or not at a minimum is flagged.
+    the intervals are disjoint; a network near chance accuracy or not at a minimum is flagged, and
+    one whose test predictions are a single class or at chance (the 95% range of max(1/K,
+    majority-class rate)) gets a warning line.
     chain.json gets the measured teacher order (sharpest first) only when every pair is resolved
     and every network measurable, else the paper's order MV -> residual -> I-frame, and says why.
 
@@ -161,5 +163,7 @@ def rank_modalities(
     click.echo(f"distillation chain (sharpest first): {' -> '.join(chain.order)} [{chain.source}: {chain.reason}]")
     for warning in ranking.warnings:
         click.echo(f"warning: {warning}", err=True)
+    for network in result.degenerate:
+        click.echo(f"warning: the {network.network} network {'; '.join(network.problems)}", err=True)
     for path in result.written:
         click.echo(f"wrote {path}")

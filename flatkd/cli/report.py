@@ -33,6 +33,12 @@ def report(run_dir: Path, out: Path | None, seed_runs: tuple[Path, ...]) -> None
       Data          dataset, split, classes, clips per split
       Training      settings, epochs and time per modality; validation/test
                     accuracy and MACs of every exit (stage ic-ce)
+      Networks by class
+                    per network (final exit, test): the epoch each stage
+                    kept of those it ran, n, chance (1/K and the majority
+                    class), per-class accuracy, a confusion matrix
+                    (RUN/figures/confusion_MODALITY.png) and a warning when
+                    it predicts one class for every clip or is at chance
       Flatness      adaptive and raw trace, top eigenvalue and sharpness per
                     network with 95% intervals (flatness_summary.csv), whether
                     each is converged enough to rank, the chain PKD follows

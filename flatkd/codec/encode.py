@@ -50,6 +50,9 @@ _QUANTISER_RANGE = {"mpeg4": (1, 31), "h264": (0, 51)}
 #: largest frame side the encoders take (MPEG-4 Part 2 codes sizes in 13 bits)
 MAX_SIDE = 8190
 
+#: the ways a frame of another aspect ratio can fill the output (:attr:`EncodeSettings.fit`)
+FITS = ("crop", "pad", "stretch")
+
 
 @dataclass(frozen=True)
 class EncodeSettings:
@@ -62,6 +65,10 @@ class EncodeSettings:
         quantiser: fixed quantiser (MPEG-4 qscale 1-31, H.264 qp 0-51); ``None`` takes the codec's
             default (2 for MPEG-4, 23 for H.264).
         fps: frame rate written into the container.
+        fit: how a source of another aspect ratio fills ``width x height`` (:func:`fit_frame`):
+            ``crop`` (default) the largest centred window of the output's aspect ratio, ``pad``
+            the whole frame centred on black, ``stretch`` the whole frame scaled to the size
+            (CoViAR's ``reencode.sh``; distorts shapes).
     """
 
     codec: str = "mpeg4"
@@ -70,6 +77,7 @@ class EncodeSettings:
     gop: int = 12
     quantiser: int | None = field(default=None)
     fps: int = 30
+    fit: str = "crop"
 
     def __post_init__(self) -> None:
         if self.codec not in _ENCODERS:
@@ -82,6 +90,8 @@ class EncodeSettings:
                 )
         if self.gop < 1:
             raise ConfigError(f"gop must be >= 1, got {self.gop}")
+        if self.fit not in FITS:
+            raise ConfigError(f"fit {self.fit!r} is not one of {', '.join(FITS)}")
         if self.fps < 1:
             raise ConfigError(f"fps must be >= 1, got {self.fps}")
         low, high = _QUANTISER_RANGE[self.codec]
@@ -118,11 +128,36 @@ def _stream_options(settings: EncodeSettings) -> dict[str, str]:
     }
 
 
+def fit_frame(frame: av.VideoFrame, width: int, height: int, fit: str) -> av.VideoFrame:
+    """``frame`` with the aspect ratio ``width : height`` (the encoder then scales it bicubically to
+    that size): ``crop`` takes the largest centred window of that aspect ratio, ``pad`` scales the
+    whole frame (bicubic) to fit inside ``width x height`` and centres it on black; ``stretch``, or
+    a frame that has the aspect ratio already, is returned as it is. Pixel aspect ratios other
+    than square are not considered (the stored pixel grid is what is fitted)."""
+    if fit == "stretch" or frame.width * height == frame.height * width:
+        return frame
+    if fit == "crop":
+        if frame.width * height > frame.height * width:  # wider than the output: cut the sides
+            w, h = max(1, round(frame.height * width / height)), frame.height
+        else:
+            w, h = frame.width, max(1, round(frame.width * height / width))
+        x, y = (frame.width - w) // 2, (frame.height - h) // 2
+        pixels = frame.to_ndarray(format="rgb24")[y : y + h, x : x + w]
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+    scale = min(width / frame.width, height / frame.height)
+    w, h = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    inner = frame.reformat(width=w, height=h, format="rgb24", interpolation="BICUBIC", threads=1).to_ndarray()
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    x, y = (width - w) // 2, (height - h) // 2
+    canvas[y : y + h, x : x + w] = inner
+    return av.VideoFrame.from_ndarray(canvas, format="rgb24")
+
+
 def encode_video_frames(
     frames: Iterable[av.VideoFrame], path: str | os.PathLike[str], settings: EncodeSettings = CANONICAL
 ) -> int:
-    """Encode PyAV frames (any size and pixel format; scaled bicubically to ``settings``' size, the
-    aspect ratio not kept) to ``path``.
+    """Encode PyAV frames (any size and pixel format; fitted to ``settings``' aspect ratio as
+    ``settings.fit`` says, :func:`fit_frame`, and scaled bicubically to its size) to ``path``.
 
     Returns the number of frames written. The container follows the suffix (see
     :data:`CONTAINERS`). The output appears atomically: a failure leaves no file at ``path``.
@@ -143,7 +178,7 @@ def encode_video_frames(
         time_base = Fraction(1, settings.fps)
         stream.codec_context.time_base = time_base
         for frame in frames:
-            out = frame.reformat(
+            out = fit_frame(frame, settings.width, settings.height, settings.fit).reformat(
                 width=settings.width,
                 height=settings.height,
                 format="yuv420p",

@@ -4,8 +4,9 @@
 display order) and encodes them with :func:`flatkd.codec.encode.encode_video_frames`: by default the
 canonical MPEG-4 Part 2, GOP 12, P-frames only, fixed quantiser, 340x256 (CoViAR's
 ``reencode.sh`` does the same with ``ffmpeg -vf scale=340:256 -q:v 1 -c:v mpeg4``); or H.264 with
-one reference frame. Frames are scaled with bicubic interpolation, without keeping the aspect ratio
-(as CoViAR). :func:`transcode_all` does many files in a process pool, skipping outputs made
+one reference frame. Frames are scaled with bicubic interpolation; a source of another aspect
+ratio is centre-cropped to the output's by default (``EncodeSettings.fit``: or padded, or
+stretched as CoViAR's script does). :func:`transcode_all` does many files in a process pool, skipping outputs made
 before from the same source with the same settings (recorded in ``OUT/transcode.json``; outputs
 are written atomically, so an existing one is complete) and reporting, not raising, the sources
 that fail.

@@ -6,8 +6,10 @@ bucketed by ``Sample.group`` (UCF-101's ``gNN``, HMDB-51's source movie; a clip 
 its own bucket), the buckets are sorted by name and shuffled with a generator seeded by
 ``(seed, label)``, and whole buckets move to validation until the class has at least
 ``round(fraction * n_class)`` validation clips. At least one bucket of every class stays in
-training, so a class with a single group gets no validation clips (logged). The result depends
-only on the set of samples, the fraction and the seed, not on the order of the list.
+training, so a class with a single group gets no validation clips (logged); when every class has
+a single group, the split is refused up front with the reason (no validation fraction could help,
+and training would stop at its first epoch on an empty validation split). The result depends only on the set of
+samples, the fraction and the seed, not on the order of the list.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ def carve_validation(
                 break
             held_out.update(s.video for s in buckets[names[i]])
             taken += len(buckets[names[i]])
+    if fraction > 0 and by_class and all(len(buckets) < 2 for buckets in by_class.values()):
+        raise ConfigError(
+            "no clip can go to validation: every class's training clips come from a single group (UCF-101's"
+            " gNN, HMDB-51's source movie), and a group is never split; add videos of other groups, group"
+            " them differently (`flatkd data lists --group REGEX`) or, for `flatkd data synth`, raise"
+            " --clips-per-class or lower --clips-per-group"
+        )
     return (
         tuple(s for s in train if s.video not in held_out),
         tuple(s for s in train if s.video in held_out),

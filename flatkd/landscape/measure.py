@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
-from flatkd.fileio import load_tensors, read_json, save_tensors, write_json
+from flatkd.fileio import load_tensors, read_json, read_tensor_metadata, save_tensors, write_json
 from flatkd.landscape.errors import LandscapeInputError
 from flatkd.landscape.hessian import Hessian
 from flatkd.landscape.objective import Objective
@@ -207,8 +206,7 @@ def _save_density(path: Path, density: DensityEstimate) -> None:
 def load_density(path: Path) -> DensityEstimate:
     """A spectral density saved by :func:`measure_network` (``flatness/<network>/density.safetensors``)."""
     tensors = load_tensors(path)
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
+    meta = read_tensor_metadata(path)
     runs = len(tensors) // 2
     return DensityEstimate(
         tuple(tensors[f"nodes.{i}"] for i in range(runs)),

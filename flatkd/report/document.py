@@ -1,12 +1,15 @@
 """The whole run report: ``flatkd report --run RUN`` writes ``RUN/report.md``.
 
 Sections, each from what the run directory holds (a section whose input is missing names the
-command that makes it): data; training settings and the accuracy/MACs of every exit; flatness per
+command that makes it): data; training settings and the accuracy/MACs of every exit; each
+network's kept epochs, test clips, chance, per-class accuracy, confusion matrix and warnings
+when it is degenerate; flatness per
 modality and the chain; accuracy of every exit per distillation method and the gains over CE;
 WISE; with other runs of the same recipe (``--seed-run``), every method comparison across them;
 any figure of ``RUN/figures/`` no section showed. Figures are linked relative to the
 report's folder, so the report stays readable where it is written. The report depends only on the
-run's files (no dates), so the same run gives the same text.
+run's files (no dates), so the same run gives the same text. :func:`write_report` first draws the
+confusion matrices into ``RUN/figures/`` (:mod:`flatkd.runs.diagnostics`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from pathlib import Path
 from flatkd import __version__
 from flatkd.errors import MissingPrerequisiteError
 from flatkd.fileio import write_text
+from flatkd.report.diagnostics_section import diagnostics_section
 from flatkd.report.distill_section import distillation_section, wise_section
 from flatkd.report.flatness_section import flatness_section
 from flatkd.report.markdown import FigureLinks
 from flatkd.report.protocol_section import protocol_section
 from flatkd.report.run_summary import data_section, has_trained_network, training_section
 from flatkd.report.seeds_section import seeds_section
+from flatkd.runs.diagnostics import diagnose_run, write_confusion_figures
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.seeds import seed_comparisons
 from flatkd.runs.tables import accuracy_rows
@@ -50,6 +55,7 @@ def build_report(
     sections = [
         ("Data", data_section(run, accuracy)),
         ("Training", training_section(run, accuracy)),
+        ("Networks by class", diagnostics_section(run, figures)),
         ("Test protocol", protocol_section(run)),
         ("Flatness", flatness_section(run, figures)),
         ("Distillation", distillation_section(run, accuracy, figures)),
@@ -70,7 +76,10 @@ def write_report(
     out: str | os.PathLike[str] | None = None,
     seed_runs: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
-    """Write :func:`build_report` to ``out`` (default ``RUN/report.md``) atomically; returns the path."""
-    target = Path(out) if out is not None else RunDir(run_dir).report_path
+    """Draw each trained network's confusion matrix into ``RUN/figures/``, then write
+    :func:`build_report` to ``out`` (default ``RUN/report.md``) atomically; returns the path."""
+    run = RunDir(run_dir)
+    target = Path(out) if out is not None else run.report_path
+    write_confusion_figures(run, diagnose_run(run))
     write_text(target, build_report(run_dir, target, seed_runs))
     return target

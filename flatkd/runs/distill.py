@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from flatkd.config import to_dict
 from flatkd.errors import ConfigError
 from flatkd.progress import ProgressFactory, logged_stage, no_progress
-from flatkd.runs.chain import read_chain
+from flatkd.runs.chain import Chain, read_chain
 from flatkd.runs.data_source import resolve_data_source
 from flatkd.runs.distill_settings import DistillConfig, record_settings
 from flatkd.runs.genkd_stage import finetune_networks, genkd_complete, genkd_stage, train_genkd
@@ -93,6 +93,33 @@ def distill(
     networks |= set(finetuned)
     trains = train_configs(run, sorted(networks), workers)
     _check_prerequisites(run, method, configs, trains, teachers, finetuned)
+    jobs = [f"distill.{method.name}"] + ([f"finetune.{method.finetune}"] if finetuned else [])
+    progress_files = [run.resume_path(method.stage, m) for m in configs]
+    progress_files += [run.resume_path(genkd_stage(method.finetune, n), n) for n in finetuned]
+    sections = {("distill", method.name, m): progress_files for m in configs}
+    with run.writing(jobs, sections, main=env.is_main):
+        return _run_stages(
+            run, method, configs, trains, chain, finetuned,
+            select=select, resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
+        )  # fmt: skip
+
+
+def _run_stages(
+    run: RunDir,
+    method: Method,
+    configs: Mapping[str, DistillConfig],
+    trains: Mapping[str, TrainConfig],
+    chain: Chain | None,
+    finetuned: Sequence[str],
+    *,
+    select: Selection,
+    resume: bool,
+    env: Dist,
+    progress: ProgressFactory,
+    on_epoch_end: EpochCallback | None,
+) -> list[StageReport]:
+    """Record the settings, then train (or reuse) the fine-tune stages and every modality's IC
+    stage of ``method``; the run's distillation tables are rewritten at the end."""
     if env.is_main:
         for modality, config in configs.items():
             record_settings(run, method, modality, config)

@@ -45,6 +45,7 @@ from flatkd.plots.landscape import plot_density, plot_surfaces
 from flatkd.progress import ProgressFactory, logged_stage, no_progress
 from flatkd.runs.chain import write_chain
 from flatkd.runs.data_source import resolve_data_source
+from flatkd.runs.diagnostics import NetworkDiagnosis, diagnose_network
 from flatkd.runs.figure_data import density_curves, surface_frame
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
@@ -56,11 +57,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunRanking:
-    """What :func:`rank_run` measured and wrote."""
+    """What :func:`rank_run` measured and wrote, and the ranked networks whose test predictions
+    are degenerate (one class for every clip, or accuracy at chance: :mod:`flatkd.runs.diagnostics`)."""
 
     measurements: list[Measurement]
     ranking: Ranking
     written: list[Path]
+    degenerate: list[NetworkDiagnosis]
 
 
 def training_subsets(
@@ -150,7 +153,25 @@ def rank_run(
                 f"{other.path} has no '{stage}' network for {', '.join(missing)}: every --seed-run needs the "
                 f"modalities ranked ({', '.join(chosen)})"
             )
+    degenerate = _degenerate(run, chosen, stage)  # before the measurements: a damaged logits file fails fast
     env.barrier()  # every process has checked the run before rank 0 records the settings
+    # the settings are kept once flatness.csv is written: a refused or failed ranking leaves the run as it was
+    with run.writing(["rank-modalities"], {("landscape",): [run.flatness_path]}, main=env.is_main):
+        return _measure_and_rank(run, runs, chosen, stage, exits, settings, metric, env, progress)
+
+
+def _measure_and_rank(
+    run: RunDir,
+    runs: Sequence[RunDir],
+    chosen: Sequence[str],
+    stage: str,
+    exits: Literal["final", "all"],
+    settings: FlatnessSettings,
+    metric: str,
+    env: Dist,
+    progress: ProgressFactory,
+) -> RunRanking:
+    """Record the settings, measure every run's networks, rank them and write the results."""
     if env.is_main:
         run.set_section(["landscape"], asdict(settings))
     measurements: list[Measurement] = []
@@ -161,7 +182,7 @@ def rank_run(
     ranking = rank_modalities([m.record for m in finals], metric)
     if not env.is_main:
         env.barrier()
-        return RunRanking(measurements, ranking, [])
+        return RunRanking(measurements, ranking, [], degenerate)
     with atomic_open(run.flatness_path, "w", encoding="utf-8", newline="") as handle:
         flatness_table([m.record for m in measurements]).to_csv(handle, index=False)
     with atomic_open(run.flatness_summary_path, "w", encoding="utf-8", newline="") as handle:
@@ -176,7 +197,13 @@ def rank_run(
         planes = surface_frame({m.record.modality: m.plane for m in shown if m.plane is not None})
         written += save_figure(plot_surfaces(lines, planes), run.figures_dir / "surfaces.png")
     env.barrier()  # the files are complete when any process returns
-    return RunRanking(measurements, ranking, written)
+    return RunRanking(measurements, ranking, written, degenerate)
+
+
+def _degenerate(run: RunDir, modalities: Sequence[str], stage: str) -> list[NetworkDiagnosis]:
+    """The ``modalities`` networks of ``stage`` whose test logits (final exit) show a problem."""
+    diagnoses = (diagnose_network(run, m, stage) for m in modalities if run.logits_path(stage, m, "test").is_file())
+    return [d for d in diagnoses if d is not None and d.problems]
 
 
 def _measure(

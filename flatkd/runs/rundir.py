@@ -17,7 +17,9 @@ Layout (``runs/NAME/``)::
                                       (training throughput), data_wait (share of training time
                                       spent waiting for data)
     logits/<stage>/<modality>.<split>.safetensors   ``logits`` [N, n_exits, K], ``labels`` [N]
-                                      (the training-time view: centred segments, centre crop)
+                                      (the training-time view: centred segments, centre crop);
+                                      metadata ``keys``: the N clips' cache keys as a JSON list
+                                      (absent in files of older versions)
     logits/<stage>/<modality>.<split>.<view>.safetensors   the same under a test protocol of
                                       ``flatkd evaluate`` (view ``25x10``: 25 segments x 10 crops)
     macs.json                         MACs per clip of every exit (flatkd.models.macs):
@@ -37,8 +39,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import io
 import functools
+import io
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -54,6 +57,7 @@ from flatkd.fileio import (
     atomic_open,
     load_tensors,
     read_json,
+    read_tensor_metadata,
     remove_stale_temporaries,
     save_tensors,
     write_json,
@@ -194,10 +198,15 @@ class RunDir:
     # ---- logits and MACs -------------------------------------------------------------------
     def save_logits(
         self, stage: str, modality: str, split: str, logits: torch.Tensor, labels: torch.Tensor,
-        view: str | None = None,
+        view: str | None = None, keys: Sequence[str] | None = None,
     ) -> None:
-        """Store ``logits`` [N, n_exits, K] and ``labels`` [N] of one split (and test ``view``)."""
-        save_tensors(self.logits_path(stage, modality, split, view), {"logits": logits, "labels": labels})
+        """Store ``logits`` [N, n_exits, K] and ``labels`` [N] of one split (and test ``view``),
+        with the clip ``keys`` (cache keys, ``Class/v_..._g08_c01``) of the N rows when known, as
+        the file's ``keys`` metadata (a JSON list)."""
+        if keys is not None and len(keys) != len(labels):
+            raise ValueError(f"{len(keys)} clip keys for {len(labels)} clips")
+        metadata = None if keys is None else {LOGIT_KEYS: json.dumps(list(keys))}
+        save_tensors(self.logits_path(stage, modality, split, view), {"logits": logits, "labels": labels}, metadata)
 
     def load_logits(
         self, stage: str, modality: str, split: str, view: str | None = None
@@ -215,6 +224,23 @@ class RunDir:
                 f" the network diverged or its weights are damaged; {_retrain(self, stage, modality)}"
             )
         return tensors["logits"], tensors["labels"]
+
+    def load_logit_keys(self, stage: str, modality: str, split: str, view: str | None = None) -> list[str] | None:
+        """The clip key of every row of :meth:`load_logits`, in order; None for a file written
+        before logits carried their keys (or from a dataset without keys)."""
+        path = self.logits_path(stage, modality, split, view)
+        if not path.is_file():
+            raise MissingPrerequisiteError(f"{path} is missing: {_producer(self, stage, modality)}")
+        text = read_tensor_metadata(path).get(LOGIT_KEYS)
+        if text is None:
+            return None
+        try:
+            keys = json.loads(text)
+        except json.JSONDecodeError:
+            keys = None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise InputFileError(f"{path}: its '{LOGIT_KEYS}' metadata is not a list of clip keys; {_retrain(self, stage, modality)}")
+        return keys
 
     def update_macs(self, modality: str, backbone: Sequence[int], head: Sequence[int]) -> None:
         """Record, per exit of ``modality``'s network, the MACs per clip of the backbone up to the
@@ -332,6 +358,21 @@ class RunDir:
             handle.close()
 
     @contextlib.contextmanager
+    def writing(
+        self, jobs: Sequence[str], sections: Mapping[tuple[str, ...], Sequence[Path]], *, main: bool = True
+    ) -> Iterator[None]:
+        """:meth:`hold` every one of ``jobs`` and keep ``sections`` :meth:`provisional` while the
+        block runs, in the process that writes (``main``; the other processes of a torchrun
+        launch pass straight through): what every command that records settings and then
+        computes runs under."""
+        with contextlib.ExitStack() as stack:
+            if main:
+                for job in jobs:
+                    stack.enter_context(self.hold(job))
+                stack.enter_context(self.provisional(sections))
+            yield
+
+    @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive lock on the run directory's shared files (``fcntl.flock`` on ``.lock``)."""
         self.path.mkdir(parents=True, exist_ok=True)
@@ -342,6 +383,9 @@ class RunDir:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+
+#: the metadata entry of a logits file that lists its clips' keys
+LOGIT_KEYS = "keys"
 
 #: marks a section that ``config.yaml`` does not have
 ABSENT: Any = object()

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from flatkd.config import from_dict
+from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.views import EvalView, ViewDataset
 from flatkd.modalities import CHANNELS
 from flatkd.models import MultiExitNet, build_model, exit_costs, load_backbone_weights
@@ -121,7 +122,8 @@ def export_logits(
 ) -> None:
     """Save the logits of every exit on validation and test under ``logits/<stage>/``: of the
     training-time view, or of test ``view`` (``data`` must then have its segments), averaged over
-    its crops (:mod:`flatkd.data.views`) and stored beside the training-time view."""
+    its crops (:mod:`flatkd.data.views`) and stored beside the training-time view; each file
+    carries its clips' keys (:func:`clip_keys`)."""
     shown = f"logits {stage} {model.modality}" + ("" if view is None else f" {view.name}")
     with logged_stage(log, shown, f"{len(data.val)} validation + {len(data.test)} test clips"):  # type: ignore[arg-type]
         for split, clips in (("val", data.val), ("test", data.test)):
@@ -134,7 +136,16 @@ def export_logits(
                     run, run.checkpoint_path(stage, model.modality), stage, model.modality, f"{split} logits"
                 )
             if env.is_main:
-                run.save_logits(stage, model.modality, split, logits, labels, None if view is None else view.name)
+                keys = clip_keys(clips)
+                run.save_logits(stage, model.modality, split, logits, labels, None if view is None else view.name, keys)
+
+
+def clip_keys(dataset: Dataset) -> list[str] | None:
+    """The cache key of every clip of ``dataset`` in order (a :class:`ClipDataset`'s samples), or
+    None for a dataset that does not name its clips."""
+    if not isinstance(dataset, ClipDataset):
+        return None
+    return [sample.video for sample in dataset.samples]
 
 
 def record_macs(run: RunDir, model: MultiExitNet, config: TrainConfig) -> list[int]:

@@ -243,7 +243,9 @@ def _train_phase(
 
     The loss terms and correct counts are summed on the device; the host reads them (and
     ``guard`` checks every step's losses) once every :func:`_check_interval` steps, so a GPU step
-    never waits for the host."""
+    never waits for the host. Under DDP the checked losses are the means over the processes (one
+    all-reduce per check), so a loss that turns non-finite on one process stops every process at
+    the same step instead of leaving the others waiting in the gradient all-reduce."""
     optimised = step.optimizers[phase.optimizer]
     every = _check_interval(env.device)
     terms: list[str] = []
@@ -269,7 +271,7 @@ def _train_phase(
             values = torch.stack([output.losses[t].detach().double() for t in terms])
             unchecked.append(values)
             if len(unchecked) == every or index + 1 == steps:
-                losses = torch.stack(unchecked).cpu().tolist()
+                losses = (env.all_reduce(torch.stack(unchecked)) / env.world_size).cpu().tolist()
                 guard.check(terms, losses, epoch, index + 1 - len(losses))
                 bar.set_postfix(loss=f"{losses[-1][terms.index('total')]:.3f}")
                 unchecked.clear()

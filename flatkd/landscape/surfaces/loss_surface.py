@@ -14,10 +14,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
 from flatkd.errors import InputFileError
-from flatkd.fileio import load_tensors, save_tensors
+from flatkd.fileio import load_tensors, read_tensor_metadata, save_tensors
 
 SurfaceKind = Literal["line", "plane", "interpolation"]
 
@@ -68,8 +67,7 @@ def save_surface(path: str | os.PathLike[str], surface: LossSurface) -> None:
 def load_surface(path: str | os.PathLike[str]) -> LossSurface:
     """Read a surface written by :func:`save_surface`."""
     tensors = load_tensors(path)
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
+    meta = read_tensor_metadata(path)
     try:
         return LossSurface(
             kind=meta["kind"],  # type: ignore[arg-type]
