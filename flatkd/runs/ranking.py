@@ -157,7 +157,7 @@ def rank_run(
     env.barrier()  # every process has checked the run before rank 0 records the settings
     # the settings are kept once flatness.csv is written: a refused or failed ranking leaves the run as it was
     with run.writing(["rank-modalities"], {("landscape",): [run.flatness_path]}, main=env.is_main):
-        return _measure_and_rank(run, runs, chosen, stage, exits, settings, metric, env, progress)
+        return _measure_and_rank(run, runs, chosen, stage, exits, settings, metric, env, progress, degenerate)
 
 
 def _measure_and_rank(
@@ -170,8 +170,10 @@ def _measure_and_rank(
     metric: str,
     env: Dist,
     progress: ProgressFactory,
+    degenerate: list[NetworkDiagnosis],
 ) -> RunRanking:
-    """Record the settings, measure every run's networks, rank them and write the results."""
+    """Record the settings, measure every run's networks, rank them and write the results
+    (``degenerate``: the networks :func:`_degenerate` found, returned with them)."""
     if env.is_main:
         run.set_section(["landscape"], asdict(settings))
     measurements: list[Measurement] = []
