@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from helpers.cli import run_flatkd
+
 from flatkd.cli.common import describe_interrupt
 
 
@@ -55,3 +58,18 @@ def test_interrupt_line_names_the_run_and_how_to_continue() -> None:
     )
     assert describe_interrupt(["wise", "--run", "runs/a"]) == "interrupted (runs/a)"
     assert describe_interrupt(["report"]) == "interrupted"
+
+
+def test_ctrl_c_in_any_command_is_one_line_or_with_debug_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("flatkd.report.write_report", interrupted)
+    result = run_flatkd("report", "--run", str(tmp_path))
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines() == [f"flatkd: interrupted ({tmp_path})"]
+    debug = run_flatkd("--debug", "report", "--run", str(tmp_path))
+    assert debug.exit_code == 130
+    assert "Traceback" in debug.stderr and debug.stderr.strip().endswith(f"flatkd: interrupted ({tmp_path})")

@@ -9,6 +9,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,7 @@ class LazyGroup(click.Group):
             raise
         except KeyboardInterrupt:
             if (ctx.find_root().obj or {}).get("debug"):
-                raise
+                traceback.print_exc()
             click.echo(f"flatkd: {describe_interrupt(args)}", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
