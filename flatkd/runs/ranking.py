@@ -157,7 +157,8 @@ def rank_run(
     env.barrier()  # every process has checked the run before rank 0 records the settings
     # the settings are kept once flatness.csv is written: a refused or failed ranking leaves the run as it was
     with run.writing(["rank-modalities"], {("landscape",): [run.flatness_path]}, main=env.is_main):
-        return _measure_and_rank(run, runs, chosen, stage, exits, settings, metric, env, progress, degenerate)
+        measurements, ranking, written = _measure_and_rank(run, runs, chosen, stage, exits, settings, metric, env, progress)
+    return RunRanking(measurements, ranking, written, degenerate)
 
 
 def _measure_and_rank(
@@ -170,10 +171,9 @@ def _measure_and_rank(
     metric: str,
     env: Dist,
     progress: ProgressFactory,
-    degenerate: list[NetworkDiagnosis],
-) -> RunRanking:
-    """Record the settings, measure every run's networks, rank them and write the results
-    (``degenerate``: the networks :func:`_degenerate` found, returned with them)."""
+) -> tuple[list[Measurement], Ranking, list[Path]]:
+    """Record the settings, measure every run's networks, rank them and write the results (rank 0;
+    the files written are listed there only)."""
     if env.is_main:
         run.set_section(["landscape"], asdict(settings))
     measurements: list[Measurement] = []
@@ -184,7 +184,7 @@ def _measure_and_rank(
     ranking = rank_modalities([m.record for m in finals], metric)
     if not env.is_main:
         env.barrier()
-        return RunRanking(measurements, ranking, [], degenerate)
+        return measurements, ranking, []
     with atomic_open(run.flatness_path, "w", encoding="utf-8", newline="") as handle:
         flatness_table([m.record for m in measurements]).to_csv(handle, index=False)
     with atomic_open(run.flatness_summary_path, "w", encoding="utf-8", newline="") as handle:
@@ -199,7 +199,7 @@ def _measure_and_rank(
         planes = surface_frame({m.record.modality: m.plane for m in shown if m.plane is not None})
         written += save_figure(plot_surfaces(lines, planes), run.figures_dir / "surfaces.png")
     env.barrier()  # the files are complete when any process returns
-    return RunRanking(measurements, ranking, written, degenerate)
+    return measurements, ranking, written
 
 
 def _degenerate(run: RunDir, modalities: Sequence[str], stage: str) -> list[NetworkDiagnosis]:
