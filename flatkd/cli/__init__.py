@@ -3,7 +3,7 @@
 The group is thin: each subcommand lives in its own module under :mod:`flatkd.cli` and is imported
 only when used, so ``flatkd --help`` stays quick. Errors the user can fix
 (:class:`flatkd.errors.FlatkdError`) end in one line on stderr and exit status 2; ``--debug`` (or
-``FLATKD_DEBUG=1``) shows the traceback instead.
+``FLATKD_DEBUG=1``) shows the traceback instead. Ctrl-C ends in one line and exit status 130.
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     Exit status: 0 success; 2 an error you can fix, as one line `flatkd: error: ...` on stderr
     naming the file and what to do (bad options or files, a full disk, a read-only folder, an
     FFmpeg error); 3 finished, but some inputs failed (`data cache`, `data transcode`: each
-    failure named on stderr); anything else is a bug (with --debug, every error shows its
-    traceback).
+    failure named on stderr); 130 interrupted by Ctrl-C (one line `flatkd: interrupted: ...`
+    saying what the run keeps and how to continue); anything else is a bug (with --debug, every
+    error shows its traceback).
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

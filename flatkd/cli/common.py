@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import importlib
+import importlib.util
 import logging
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -23,6 +25,18 @@ EXIT_USER_ERROR = 2
 #: exit status of a command that finished but some of its inputs failed (each named on stderr,
 #: and in the command's record: the cache's manifest.json, the transcode summary)
 EXIT_SOME_FAILED = 3
+#: exit status of a command stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+EXIT_INTERRUPTED = 130
+
+#: what an interrupted command keeps and how to continue, by command name (``{run}``: its --run)
+_INTERRUPT_ADVICE = {
+    "train": "{run} keeps the last finished epoch; rerun with --resume to continue",
+    "distill": "{run} keeps the last finished epoch; rerun with --resume to continue",
+    "rank-modalities": "{run} keeps the finished measurements (flatness/); run the same command again to continue",
+    "demo": "{run} keeps every finished step; run the same command again to continue",
+    "cache": "the cache keeps the finished videos; run the same command again to continue",
+    "transcode": "the finished outputs are kept (and skipped when run again with the same settings)",
+}
 
 #: what to do about an OS error, by errno name
 _OS_ADVICE = {
@@ -46,13 +60,13 @@ _OS_ADVICE = {
 _PATH_OPTIONS = ("--run", "--out", "--data", "--cache", "--config", "--weights")
 
 
-def _paths_of(args: list[str]) -> list[str]:
-    """The paths given to the options of :data:`_PATH_OPTIONS` in ``args`` (to name where an OS
-    error happened when the error itself does not say)."""
+def _paths_of(args: list[str], options: tuple[str, ...] = _PATH_OPTIONS) -> list[str]:
+    """The paths given to ``options`` in ``args`` (to name where an OS error happened when the
+    error itself does not say, or which run an interrupted command leaves)."""
     paths = []
     for i, arg in enumerate(args):
         name, eq, value = arg.partition("=")
-        if name in _PATH_OPTIONS:
+        if name in options:
             if eq:
                 paths.append(value)
             elif i + 1 < len(args):
@@ -84,6 +98,17 @@ def describe_ffmpeg_error(exc: Exception) -> str:
         f"{where + ': ' if where else ''}FFmpeg: {reason}; check the video file and the size/format"
         " options (`flatkd data inspect FILE` shows what a file holds)"
     )
+
+
+def describe_interrupt(args: list[str]) -> str:
+    """One line for a command stopped by Ctrl-C: ``args`` is its command line from the command
+    name on; names the run and what it keeps, where the command is known to resume."""
+    command = args[0] if args else ""
+    runs = _paths_of(args[1:], ("--run",))
+    advice = _INTERRUPT_ADVICE.get(command)
+    if advice is None:
+        return f"interrupted{f' ({runs[0]})' if runs else ''}"
+    return "interrupted: " + advice.format(run=runs[0] if runs else "the run")
 
 
 def _is_ffmpeg_error(exc: BaseException) -> bool:
@@ -126,6 +151,22 @@ def settings_options(fields: str) -> Callable[[Callable[..., Any]], Callable[...
     return lambda command: config(overrides(command))
 
 
+def lazy_short_help(spec: str, limit: int = 45) -> str:
+    """The one-line help click shows for the command ``spec`` (``"module:function"``): the start
+    of the function's docstring, read from the module's source without importing the module."""
+    module_name, function = spec.split(":")
+    found = importlib.util.find_spec(module_name)
+    if found is None or found.origin is None:
+        raise ModuleNotFoundError(module_name)
+    tree = ast.parse(Path(found.origin).read_text(encoding="utf-8"))
+    docstring = next(
+        ast.get_docstring(node) or ""
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name == function
+    )
+    return click.Command(function, help=docstring).get_short_help_str(limit)
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use (``lazy``: name ->
     ``"module:attribute"``), and which turns :class:`FlatkdError` into one line on stderr and exit
@@ -138,6 +179,26 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._lazy})
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The group's list of commands, as click writes it, but the one-line help of a command
+        not imported yet is read from its module's source (:func:`lazy_short_help`), so that
+        ``flatkd --help`` imports none of them (nor torch)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            spec = self._lazy.get(name)
+            if spec is not None and spec.split(":")[0] not in sys.modules:
+                rows.append((name, lazy_short_help(spec, limit)))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self._lazy:
             module_name, attr = self._lazy[cmd_name].split(":")
@@ -147,12 +208,18 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         """The one error boundary: a :class:`FlatkdError`, an ``OSError`` (disk full, permission
         denied, read-only or missing folder, ...) and a PyAV/FFmpeg error become one line
-        ``flatkd: error: ...`` naming the path and what to do, and exit status 2."""
+        ``flatkd: error: ...`` naming the path and what to do, and exit status 2; Ctrl-C becomes
+        one line ``flatkd: interrupted...`` (:func:`describe_interrupt`) and exit status 130."""
         args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except KeyboardInterrupt:
+            if (ctx.find_root().obj or {}).get("debug"):
+                traceback.print_exc()
+            click.echo(f"flatkd: {describe_interrupt(args)}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             if (ctx.find_root().obj or {}).get("debug"):
                 raise
@@ -168,16 +235,34 @@ class LazyGroup(click.Group):
             ctx.exit(EXIT_USER_ERROR)
 
 
+class _RunLogHandler(logging.FileHandler):
+    """A file handler that creates its file's folder when it opens the file."""
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 @contextlib.contextmanager
-def run_log(run_dir: Path) -> Iterator[None]:
+def run_log(run_dir: Path, main: bool = True) -> Iterator[None]:
     """Append flatkd's INFO lines (per-epoch lines, stage lines) to ``RUN/train.log`` while the
-    block runs, whatever stderr shows; the file is created on the first line (no empty run)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8", delay=True)
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
+    block runs, whatever stderr shows; the file (and the run directory) is created on the first
+    line, so a command refused before it logs anything leaves no trace.
+
+    ``main``: whether this process is rank 0 of a torchrun launch (or alone). The others write no
+    log file and show only warnings and errors on stderr, so a launch logs each line once."""
     logger = logging.getLogger("flatkd")
     level = logger.level
+    if not main:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+        return
+    handler = _RunLogHandler(run_dir / "train.log", encoding="utf-8", delay=True)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s"))
     for other in logging.getLogger().handlers:  # stderr keeps the level -v chose
         if other.level == logging.NOTSET:
             other.setLevel(logging.getLogger().level)

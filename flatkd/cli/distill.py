@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from flatkd.cli.common import progress, run_option, settings_options
+from flatkd.cli.common import progress, run_log, run_option, settings_options
 from flatkd.distill.wise import WiseConfig
 from flatkd.modalities import MODALITIES
 from flatkd.progress import no_progress
@@ -135,7 +135,8 @@ def distill(
     env.barrier()  # every process has resolved the settings before rank 0 records them
     started = time.perf_counter()
     bars = progress if env.is_main else no_progress
-    reports = run_distill(run, chosen, configs, select=select, resume=resume, workers=workers, env=env, progress=bars)
+    with run_log(run.path, env.is_main):
+        reports = run_distill(run, chosen, configs, select=select, resume=resume, workers=workers, env=env, progress=bars)
     if not env.is_main:
         return
     for report in reports:
@@ -216,7 +217,8 @@ def wise(
         "lateral": False if no_lateral else None,
     }
     config = resolve(WiseConfig, ("wise", method), config_path=config_path, flags=flags, overrides=overrides)
-    variant, result, written = wise_for_run(run, get_method(method), config, progress=progress)
+    with run_log(run.path):
+        variant, result, written = wise_for_run(run, get_method(method), config, progress=progress)
     best = result.best_exit()
     view = run.get_section(["wise", variant])["view"]
     click.echo(

@@ -8,15 +8,11 @@ from typing import Any
 
 import click
 
-from flatkd.cli.common import progress, run_option, settings_options
+from flatkd.cli.common import progress, run_log, run_option, settings_options
 from flatkd.config import to_dict
-from flatkd.landscape.measure import FlatnessSettings
-from flatkd.landscape.ranking import METRICS, PRIMARY_METRIC
+from flatkd.landscape.settings import METRICS, PRIMARY_METRIC, FlatnessSettings
 from flatkd.modalities import MODALITIES
-from flatkd.runs.ranking import rank_run
 from flatkd.progress import no_progress
-from flatkd.runs.settings import resolve
-from flatkd.train import init_from_env
 
 FULL, QUICK = FlatnessSettings(), FlatnessSettings.quick()
 
@@ -40,6 +36,8 @@ def flatness_settings(
     """The settings of a ``rank-modalities`` call (:func:`flatkd.runs.settings.resolve`): the
     defaults (or :meth:`FlatnessSettings.quick` with ``quick``) < ``--config`` < every option
     that was given (not ``None``) < ``--set``."""
+    from flatkd.runs.settings import resolve  # here, not above: `--help` imports no torch
+
     flags = {SETTING_OF_OPTION[name]: value for name, value in options.items()}
     defaults = to_dict(QUICK if quick else FULL)
     return resolve(FlatnessSettings, ("landscape",), defaults=defaults, config_path=config_path, flags=flags, overrides=overrides)
@@ -134,12 +132,16 @@ def rank_modalities(
       flatkd rank-modalities --run runs/s0 --seed-run runs/s1 --seed-run runs/s2
       flatkd rank-modalities --run runs/r1 --exits all --backend pyhessian
     """
+    from flatkd.runs.ranking import rank_run  # here, not above: `--help` imports no torch
+    from flatkd.train import init_from_env
+
     settings = flatness_settings(quick, config_path, overrides, **options)
     env = init_from_env(device)
-    result = rank_run(
-        run_dir, seed_runs=seed_runs, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
-        settings=settings, metric=metric, env=env, progress=progress if env.is_main else no_progress,
-    )  # fmt: skip
+    with run_log(run_dir, env.is_main):
+        result = rank_run(
+            run_dir, seed_runs=seed_runs, modalities=modalities, stage=stage, exits=exits,  # type: ignore[arg-type]
+            settings=settings, metric=metric, env=env, progress=progress if env.is_main else no_progress,
+        )  # fmt: skip
     if not env.is_main:
         return
     ranking = result.ranking

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from flatkd.cli.common import run_option
-from flatkd.report import write_report
 
 
 @click.command()
@@ -61,4 +60,6 @@ def report(run_dir: Path, out: Path | None, seed_runs: tuple[Path, ...]) -> None
       flatkd report --run runs/demo --out paper/demo-report.md
       flatkd report --run runs/s0 --seed-run runs/s1 --seed-run runs/s2
     """
+    from flatkd.report import write_report  # here, not above: `flatkd report --help` imports no torch
+
     click.echo(f"wrote {write_report(run_dir, out, seed_runs)}")

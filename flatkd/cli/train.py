@@ -212,8 +212,7 @@ def train(
                 run.set_section(["train", modality], to_dict(config))
         env.barrier()
         bars = progress if env.is_main else no_progress
-        if env.is_main:
-            stack.enter_context(run_log(run.path))
+        stack.enter_context(run_log(run.path, env.is_main))
         for modality, config in configs.items():
             data = open_split_data(source, config, (modality,), frames)  # type: ignore[arg-type]
             train_network(run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars)
@@ -286,6 +285,7 @@ def evaluate(
         view = _test_view(config, segments, int(crops))
         view_config = config if view is None else dataclasses.replace(config, num_segments=view.segments)
         data = open_split_data(source, view_config, (modality,))
-        export_logits(run, stage, network, data, config, progress=progress, view=view)
+        with run_log(run.path):
+            export_logits(run, stage, network, data, config, progress=progress, view=view)
         record_macs(run, network, config)
         click.echo(_accuracy_table(run, stage, modality, None if view is None else view.name))

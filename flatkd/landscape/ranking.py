@@ -42,23 +42,11 @@ import pandas as pd
 
 from flatkd.landscape.chain import PAPER_CHAIN, Chain
 from flatkd.landscape.errors import LandscapeInputError
+from flatkd.landscape.settings import METRICS, PRIMARY_METRIC
 from flatkd.stats import Interval, seed_summary
 
-#: metric name -> whether it is invariant to function-preserving rescalings
-METRICS: dict[str, bool] = {
-    "adaptive_trace": True,
-    "adaptive_top_eigenvalue": True,
-    "trace": False,
-    "top_eigenvalue": False,
-    "trace_per_parameter": False,
-    "adaptive_epsilon_sharpness": True,
-    "adaptive_rho_sharpness": True,
-    "epsilon_sharpness": False,
-    "mean_loss_increase": False,
-}
 #: metric -> the record field of its probe standard error on one subset (Hutchinson estimates)
 PROBE_STDERR = {"trace": "trace_stderr", "adaptive_trace": "adaptive_trace_stderr"}
-PRIMARY_METRIC = "adaptive_trace"
 #: a network is not measurable below this multiple of chance accuracy on the measured clips
 NEAR_CHANCE = 2.0
 #: ... or when a gradient step would lower its loss by more than this fraction (quadratic model)

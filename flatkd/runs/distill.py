@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from flatkd.config import to_dict
 from flatkd.distill.pkd import PKDSchedule
 from flatkd.errors import ConfigError
-from flatkd.progress import ProgressFactory, no_progress
+from flatkd.progress import ProgressFactory, logged_stage, no_progress
 from flatkd.runs.chain import Chain, read_chain
 from flatkd.runs.data_source import resolve_data_source
 from flatkd.runs.distill_settings import DistillConfig, record_settings
@@ -48,7 +48,7 @@ from flatkd.train import TrainConfig
 from flatkd.train.distributed import LOCAL, Dist
 from flatkd.train.loop import EpochCallback
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,25 +136,26 @@ def _run_stages(
     env.barrier()
     source = resolve_data_source(run, None)
     reports = []
-    if finetuned:
-        settings = next(iter(configs.values())).genkd
-        for network in finetuned:
-            done = genkd_complete(run, method.finetune, network, settings, trains[network])
+    with logged_stage(log, f"distill {method.name}", ", ".join(configs)):
+        if finetuned:
+            settings = next(iter(configs.values())).genkd
+            for network in finetuned:
+                done = genkd_complete(run, method.finetune, network, settings, trains[network])
+                if not done:
+                    train_genkd(
+                        run, method.finetune, network, settings, trains[network], source,
+                        resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
+                    )  # fmt: skip
+                reports.append(_report(genkd_stage(method.finetune, network), network, done))
+        for modality, config in configs.items():
+            reuse = resume or method.name == "ce"
+            done = reuse and stage_complete(run, method, modality, config, trains[modality], chain, select)
             if not done:
-                train_genkd(
-                    run, method.finetune, network, settings, trains[network], source,
-                    resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
+                train_ics(
+                    run, method, modality, config, trains, source, chain, select=select,
+                    resume=reuse, env=env, progress=progress, on_epoch_end=on_epoch_end,
                 )  # fmt: skip
-            reports.append(StageReport(genkd_stage(method.finetune, network), network, "reused" if done else "trained"))
-    for modality, config in configs.items():
-        reuse = resume or method.name == "ce"
-        done = reuse and stage_complete(run, method, modality, config, trains[modality], chain, select)
-        if not done:
-            train_ics(
-                run, method, modality, config, trains, source, chain, select=select,
-                resume=reuse, env=env, progress=progress, on_epoch_end=on_epoch_end,
-            )  # fmt: skip
-        reports.append(StageReport(method.stage, modality, "reused" if done else "trained"))
+            reports.append(_report(method.stage, modality, done))
     if env.is_main:
         write_tables(run, read_wise_results(run))
     env.barrier()
@@ -167,7 +168,7 @@ def _warn_dropped_teachers(method: Method, schedules: Mapping[str, PKDSchedule])
     for modality, schedule in schedules.items():
         if schedule.dropped:
             phases = " -> ".join(f"{t.label} (epoch {e})" for t, e in zip(schedule.teachers, schedule.starts))
-            _log.warning(
+            log.warning(
                 f"{method.name} {modality}: {len(schedule.teachers)} IC epochs for"
                 f" {len(schedule.teachers) + len(schedule.dropped)} teachers: {phases}, left out:"
                 f" {', '.join(t.label for t in schedule.dropped)}; train the ICs one epoch per teacher or more"
@@ -180,11 +181,18 @@ def _warn_unequal_budget(run: RunDir, method: Method, configs: Mapping[str, Dist
     baseline's: they are still compared, and every table marks the comparison as unequal."""
     changed = [f"{m} {d}" for m in configs for d in budget_differences(run, method, m)]
     if changed:
-        _log.warning(
+        log.warning(
             f"{method.name}'s IC budget differs from the ce baseline's (ce -> {method.name}: {'; '.join(changed)}):"
             " distill.md and the report compare them as unequal budgets; keep ce's settings (as `flatkd train`"
             " recorded them) for a like-for-like comparison"
         )
+
+
+def _report(stage: str, modality: str, reused: bool) -> StageReport:
+    """The :class:`StageReport` of a stage; a reused one is logged (a trained one logged itself)."""
+    if reused:
+        log.info("%s %s: finished before, reused", stage, modality)
+    return StageReport(stage, modality, "reused" if reused else "trained")
 
 
 def _genkd_students(

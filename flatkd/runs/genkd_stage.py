@@ -40,6 +40,7 @@ other stage.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +51,7 @@ from flatkd.config import to_dict
 from flatkd.distill.genkd import GenKDBranch, GenKDStudent
 from flatkd.distill.genkd_train import GenKDStep
 from flatkd.errors import ConfigError
-from flatkd.progress import ProgressFactory, no_progress
+from flatkd.progress import ProgressFactory, logged_stage, no_progress
 from flatkd.runs.data_source import DataSource, open_split_data
 from flatkd.runs.distill_settings import GenKDSettings
 from flatkd.runs.methods import GENKD_STAGE, GENKD_TEACHER, GENKD_TEACHER_STAGE
@@ -65,6 +66,8 @@ from flatkd.train.losses import ExitCrossEntropy
 from flatkd.train.optim import build_optimizer
 from flatkd.train.seeding import derive_seed
 from flatkd.train.steps import LossStep, Step
+
+log = logging.getLogger(__name__)
 
 def finetune_networks(finetune: Stage, students: Sequence[str]) -> tuple[str, ...]:
     """The networks a fine-tune trains, in order: the I-frame teacher's branch first for
@@ -115,10 +118,11 @@ def train_genkd(
     or a student's fine-tuning (stage ``genkd``, which needs the teacher's, or a control).
     ``config``: that network's training settings."""
     spec, step = stage_spec(run, finetune, modality, settings, config, source)
-    return fit(
-        spec, step, run.stage_files(spec.stage, modality),
-        resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
-    )  # fmt: skip
+    with logged_stage(log, f"{spec.stage} {modality}", f"{spec.epochs} epochs"):
+        return fit(
+            spec, step, run.stage_files(spec.stage, modality),
+            resume=resume, env=env, progress=progress, on_epoch_end=on_epoch_end,
+        )  # fmt: skip
 
 
 def stage_spec(

@@ -31,6 +31,7 @@ its validation accuracy and the teacher it was trained under at that epoch
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +44,7 @@ from flatkd.distill.pkd import PKDLoss, PKDSchedule, build_schedule
 from flatkd.errors import ConfigError, InputFileError
 from flatkd.fileio import load_tensors, read_json, save_tensors, write_text
 from flatkd.landscape.chain import Chain
-from flatkd.progress import ProgressFactory, no_progress
+from flatkd.progress import ProgressFactory, logged_stage, no_progress
 from flatkd.runs.data_source import DataSource, open_split_data
 from flatkd.runs.distill_settings import DistillConfig
 from flatkd.runs.methods import Method
@@ -55,6 +56,8 @@ from flatkd.train import Batch, StageResult, TeacherLogits, TrainConfig, fit_los
 from flatkd.train.checkpoint import ResumeState, load_resume, save_weights
 from flatkd.train.distributed import LOCAL, Dist
 from flatkd.train.loop import EpochCallback, first_difference, stage_settings
+
+log = logging.getLogger(__name__)
 
 #: The batch order and per-epoch seeds of every IC stage, whatever the method (module docstring).
 IC_SEED_STREAM: str = Stage.IC_CE
@@ -282,25 +285,27 @@ def train_ics(
         state = load_resume(files.resume) if resume and files.resume.is_file() else None
         per_ic = PerICBest(model, _per_ic_path(run, method.stage, modality), ics, env, state)
     model.set_trainable("ics")
-    result = fit_loss(
-        model,
-        train_set,
-        evaluation.val,
-        files,
-        stage=method.stage,
-        config=train_config,
-        stage_config=config.ics,
-        loss=loss,
-        monitor=ics,
-        hooks=hooks,
-        resume=resume,
-        env=env,
-        progress=progress,
-        on_epoch_end=_chain_callbacks(per_ic, on_epoch_end),
-        columns=loss.epoch_metrics,
-        seed_stream=IC_SEED_STREAM,
-        settings=ic_settings(method, schedule, config, select),
-    )
+    taught = f", teachers {', '.join(teachers)}" if teachers else ""
+    with logged_stage(log, f"{method.stage} {modality}", f"{config.ics.epochs} epochs{taught}"):
+        result = fit_loss(
+            model,
+            train_set,
+            evaluation.val,
+            files,
+            stage=method.stage,
+            config=train_config,
+            stage_config=config.ics,
+            loss=loss,
+            monitor=ics,
+            hooks=hooks,
+            resume=resume,
+            env=env,
+            progress=progress,
+            on_epoch_end=_chain_callbacks(per_ic, on_epoch_end),
+            columns=loss.epoch_metrics,
+            seed_stream=IC_SEED_STREAM,
+            settings=ic_settings(method, schedule, config, select),
+        )
     if per_ic is not None:
         per_ic.apply(model)
         kept = [per_ic.best[i] for i in ics]

@@ -22,6 +22,7 @@ numbers one process computes, and rank 0 alone writes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -41,7 +42,7 @@ from flatkd.landscape.ranking import PRIMARY_METRIC, Ranking, flatness_table, ra
 from flatkd.modalities import MODALITIES
 from flatkd.plots import save_figure
 from flatkd.plots.landscape import plot_density, plot_surfaces
-from flatkd.progress import ProgressFactory, no_progress
+from flatkd.progress import ProgressFactory, logged_stage, no_progress
 from flatkd.runs.chain import write_chain
 from flatkd.runs.data_source import resolve_data_source
 from flatkd.runs.diagnostics import NetworkDiagnosis, diagnose_network
@@ -50,6 +51,8 @@ from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
 from flatkd.runs.training import load_network, load_train_config
 from flatkd.train.distributed import LOCAL, Dist
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -222,13 +225,17 @@ def _measure(
     fingerprint = _sha256(checkpoint)
     indices = range(network.num_exits) if exits == "all" else [network.num_exits - 1]
     measurements = []
-    for subset, data in enumerate(training_subsets(run, modality, settings, env)):
+    subsets = training_subsets(run, modality, settings, env)
+    for subset, data in enumerate(subsets):
+        clips = f"{sum(len(labels) for _, labels in data)} clips" + ("" if env.world_size == 1 else " on rank 0")
         for index in indices:
-            measurement = measure_network(
-                SelectExit(network, index), nn.CrossEntropyLoss(), data, settings, modality=modality, exit=index,
-                subset=subset, store=run.flatness_store(modality, index, subset), fingerprint=fingerprint,
-                env=env, progress=progress,
-            )  # fmt: skip
+            what = f"flatness {label} {modality} exit {index} subset {subset + 1}/{len(subsets)}"
+            with logged_stage(log, what, clips):
+                measurement = measure_network(
+                    SelectExit(network, index), nn.CrossEntropyLoss(), data, settings, modality=modality, exit=index,
+                    subset=subset, store=run.flatness_store(modality, index, subset), fingerprint=fingerprint,
+                    env=env, progress=progress,
+                )  # fmt: skip
             measurements.append(replace(measurement, record=replace(measurement.record, run=label)))
     return measurements
 

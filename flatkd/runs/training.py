@@ -12,6 +12,7 @@ the run directory; at the end the MACs of every exit go to ``macs.json``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import torch
@@ -22,7 +23,7 @@ from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.views import EvalView, ViewDataset
 from flatkd.modalities import CHANNELS
 from flatkd.models import MultiExitNet, build_model, exit_costs, load_backbone_weights
-from flatkd.progress import ProgressFactory, no_progress
+from flatkd.progress import ProgressFactory, logged_stage, no_progress
 from flatkd.runs.rundir import RunDir, non_finite_network_error
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage
 from flatkd.train.checkpoint import load_weights
@@ -32,6 +33,8 @@ from flatkd.train.evaluation import predict
 from flatkd.train.loop import EpochCallback, StageResult, fit_loss
 from flatkd.train.losses import ExitCrossEntropy
 from flatkd.train.seeding import derive_seed
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,36 +71,38 @@ def train_network(
         "on_epoch_end": on_epoch_end,
     }
     model.set_trainable("backbone")
-    results = [
-        fit_loss(
-            model,
-            data.train,
-            data.val,
-            run.stage_files(Stage.BACKBONE, modality),
-            stage=Stage.BACKBONE,
-            stage_config=config.backbone,
-            loss=ExitCrossEntropy((-1,)),
-            monitor=(-1,),
-            **common,
-        )
-    ]
-    export_logits(run, Stage.BACKBONE, model, data, config, env, progress)
-    ics = tuple(range(model.num_exits - 1))
-    if ics:
-        model.set_trainable("ics")
-        results.append(
+    with logged_stage(log, f"{Stage.BACKBONE} {modality}", f"{config.backbone.epochs} epochs"):
+        results = [
             fit_loss(
                 model,
                 data.train,
                 data.val,
-                run.stage_files(FINAL_TRAIN_STAGE, modality),
-                stage=FINAL_TRAIN_STAGE,
-                stage_config=config.ics,
-                loss=ExitCrossEntropy(ics),
-                monitor=ics,
+                run.stage_files(Stage.BACKBONE, modality),
+                stage=Stage.BACKBONE,
+                stage_config=config.backbone,
+                loss=ExitCrossEntropy((-1,)),
+                monitor=(-1,),
                 **common,
             )
-        )
+        ]
+    export_logits(run, Stage.BACKBONE, model, data, config, env, progress)
+    ics = tuple(range(model.num_exits - 1))
+    if ics:
+        model.set_trainable("ics")
+        with logged_stage(log, f"{FINAL_TRAIN_STAGE} {modality}", f"{config.ics.epochs} epochs"):
+            results.append(
+                fit_loss(
+                    model,
+                    data.train,
+                    data.val,
+                    run.stage_files(FINAL_TRAIN_STAGE, modality),
+                    stage=FINAL_TRAIN_STAGE,
+                    stage_config=config.ics,
+                    loss=ExitCrossEntropy(ics),
+                    monitor=ics,
+                    **common,
+                )
+            )
         export_logits(run, FINAL_TRAIN_STAGE, model, data, config, env, progress)
     if env.is_main:
         record_macs(run, model, config)
@@ -119,18 +124,20 @@ def export_logits(
     training-time view, or of test ``view`` (``data`` must then have its segments), averaged over
     its crops (:mod:`flatkd.data.views`) and stored beside the training-time view; each file
     carries its clips' keys (:func:`clip_keys`)."""
-    for split, clips in (("val", data.val), ("test", data.test)):
-        dataset: Dataset = clips if view is None else ViewDataset(clips, view.crops)  # type: ignore[arg-type]
-        desc = f"{stage} {model.modality} {split}" + ("" if view is None else f" {view.name}")
-        crops = 1 if view is None else view.crops
-        logits, labels = predict(model, dataset, config, env=env, progress=progress, desc=desc, views=crops)
-        if not torch.isfinite(logits).all():
-            raise non_finite_network_error(
-                run, run.checkpoint_path(stage, model.modality), stage, model.modality, f"{split} logits"
-            )
-        if env.is_main:
-            keys = clip_keys(clips)
-            run.save_logits(stage, model.modality, split, logits, labels, None if view is None else view.name, keys)
+    shown = f"logits {stage} {model.modality}" + ("" if view is None else f" {view.name}")
+    with logged_stage(log, shown, f"{len(data.val)} validation + {len(data.test)} test clips"):  # type: ignore[arg-type]
+        for split, clips in (("val", data.val), ("test", data.test)):
+            dataset: Dataset = clips if view is None else ViewDataset(clips, view.crops)  # type: ignore[arg-type]
+            desc = f"{stage} {model.modality} {split}" + ("" if view is None else f" {view.name}")
+            crops = 1 if view is None else view.crops
+            logits, labels = predict(model, dataset, config, env=env, progress=progress, desc=desc, views=crops)
+            if not torch.isfinite(logits).all():
+                raise non_finite_network_error(
+                    run, run.checkpoint_path(stage, model.modality), stage, model.modality, f"{split} logits"
+                )
+            if env.is_main:
+                keys = clip_keys(clips)
+                run.save_logits(stage, model.modality, split, logits, labels, None if view is None else view.name, keys)
 
 
 def clip_keys(dataset: Dataset) -> list[str] | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -44,12 +45,14 @@ from flatkd.fileio import atomic_open
 from flatkd.modalities import MODALITIES
 from flatkd.plots import save_figure
 from flatkd.plots.distill import wise_tradeoff_figure
-from flatkd.progress import ProgressFactory, no_progress
+from flatkd.progress import ProgressFactory, logged_stage, no_progress
 from flatkd.runs.figure_data import wise_control_frame, wise_frames, wise_variant_label
 from flatkd.runs.methods import Method
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.tables import write_tables
 from flatkd.runs.training import load_train_config
+
+log = logging.getLogger(__name__)
 
 
 def variant_name(method: Method, config: WiseConfig) -> str:
@@ -155,8 +158,9 @@ def wise_for_run(
         {m: [round(c * _view_factor(run, m, view)) for c in costs] for m, costs in table.items()}
         for table in (run.read_macs(), run.read_head_macs())
     )
-    result = run_wise(fit_logits, fit_labels, test_logits, test_labels, macs, head_macs, resolved, progress)
     name = variant_name(method, config)
+    with logged_stage(log, f"wise {name}", f"{sum(exits.values())} exits, {view} view"):
+        result = run_wise(fit_logits, fit_labels, test_logits, test_labels, macs, head_macs, resolved, progress)
     run.set_section(["wise", name], to_dict(resolved))
     with run.lock():
         results = read_wise_results(run) | {name: result}
