@@ -5,6 +5,7 @@ training-time view, on a tiny trained run of real PyAV-encoded clips."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,12 @@ def test_one_crop_at_the_training_segments_is_the_training_view(trained: Path) -
     assert torch.equal(inputs["mv"][0], clips[3][0]["mv"]) and label == clips[3][1]
     refused = run_flatkd("evaluate", "--run", str(trained), "--crops", "5")
     assert refused.exit_code == 2 and "'5' is not one of '1', '10'" in refused.stderr
+
+
+def test_evaluate_with_one_crop_stores_the_views_logits(trained: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "one-crop"
+    shutil.copytree(trained, copy)
+    result = run_flatkd("evaluate", "--run", str(copy), "--segments", "5", "--crops", "1")
+    assert result.exit_code == 0, result.output
+    logits, labels = RunDir(copy).load_logits("ic-ce", "mv", "test", view="5x1")
+    assert logits.shape[0] == labels.shape[0] and torch.isfinite(logits).all()

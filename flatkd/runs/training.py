@@ -129,7 +129,7 @@ def export_logits(
         for split, clips in (("val", data.val), ("test", data.test)):
             dataset: Dataset = clips if view is None else ViewDataset(clips, view.crops)  # type: ignore[arg-type]
             desc = f"{stage} {model.modality} {split}" + ("" if view is None else f" {view.name}")
-            crops = 1 if view is None else view.crops
+            crops = None if view is None else view.crops
             logits, labels = predict(model, dataset, config, env=env, progress=progress, desc=desc, views=crops)
             if not torch.isfinite(logits).all():
                 raise non_finite_network_error(

@@ -49,7 +49,7 @@ def predict(
     env: Dist = LOCAL,
     progress: ProgressFactory = no_progress,
     desc: str = "evaluate",
-    views: int = 1,
+    views: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Logits ``[N, n_exits, K]`` (float32, CPU) and labels ``[N]`` (int64) of every clip.
 
@@ -62,7 +62,7 @@ def predict(
     batch_size, workers = config.eval_batch_size, config.workers
     run = functools.partial(_exit_logits, model, device=env.device, bf16=config.bf16, channels_last=config.channels_last)
     indices = list(range(env.rank, len(dataset), env.world_size))  # type: ignore[arg-type]
-    clips_per_batch = max(1, batch_size // views)
+    clips_per_batch = max(1, batch_size // (views or 1))
     loader = DataLoader(
         Subset(dataset, indices), batch_size=clips_per_batch, num_workers=workers, pin_memory=env.device.type == "cuda"
     )
@@ -73,7 +73,7 @@ def predict(
         with progress(total=len(loader), desc=desc) as bar:
             for inputs, label in loader:
                 x = inputs[model.modality]
-                if views == 1:
+                if views is None:
                     logits.append(run(x))
                 else:
                     chunks = x.flatten(0, 1).split(batch_size)
