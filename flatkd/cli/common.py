@@ -129,6 +129,29 @@ run_option = click.option(
     help="Run directory (runs/NAME): holds config, checkpoints, metrics and figures.",
 )
 
+tensorboard_option = click.option(
+    "--tensorboard",
+    is_flag=True,
+    help="Also write every epoch's metrics as TensorBoard scalars into RUN/tensorboard (needs the tensorboard package).",
+)
+
+
+@contextlib.contextmanager
+def epoch_scalars(run_dir: Path, enabled: bool, main: bool = True) -> Iterator[Callable[[Any], None] | None]:
+    """The epoch callback of ``--tensorboard`` (:class:`flatkd.runs.tensorboard.EpochScalars` on
+    ``RUN/tensorboard``, closed after the block), or None without the flag or on a process other
+    than rank 0."""
+    if not (enabled and main):
+        yield None
+        return
+    from flatkd.runs.tensorboard import EpochScalars
+
+    scalars = EpochScalars(run_dir / "tensorboard")
+    try:
+        yield scalars
+    finally:
+        scalars.close()
+
 
 
 def settings_options(fields: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from flatkd.cli.common import progress, run_log, run_option, settings_options
+from flatkd.cli.common import epoch_scalars, progress, run_log, run_option, settings_options, tensorboard_option
 from flatkd.distill.wise import WiseConfig
 from flatkd.modalities import MODALITIES
 from flatkd.progress import no_progress
@@ -58,6 +58,7 @@ from flatkd.train import init_from_env
     help="Checkpoint selection on validation: one best epoch for all ICs, or each IC's own best epoch.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted distillation with the settings it recorded.")
+@tensorboard_option
 def distill(
     run_dir: Path,
     method: str,
@@ -70,6 +71,7 @@ def distill(
     workers: int | None,
     select: str,
     resume: bool,
+    tensorboard: bool,
 ) -> None:
     """Train the internal classifiers (ICs) of each network of a run with a distillation method,
     the backbone frozen, and tabulate the accuracy of every exit.
@@ -135,8 +137,11 @@ def distill(
     env.barrier()  # every process has resolved the settings before rank 0 records them
     started = time.perf_counter()
     bars = progress if env.is_main else no_progress
-    with run_log(run.path, env.is_main):
-        reports = run_distill(run, chosen, configs, select=select, resume=resume, workers=workers, env=env, progress=bars)
+    with run_log(run.path, env.is_main), epoch_scalars(run.path, tensorboard, env.is_main) as board:
+        reports = run_distill(
+            run, chosen, configs, select=select, resume=resume, workers=workers, env=env, progress=bars,
+            on_epoch_end=board,
+        )  # fmt: skip
     if not env.is_main:
         return
     for report in reports:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from flatkd.cli.common import progress, run_log, run_option, settings_options
+from flatkd.cli.common import epoch_scalars, progress, run_log, run_option, settings_options, tensorboard_option
 from flatkd.config import to_dict
 from flatkd.data.transforms import EVAL_CROPS
 from flatkd.data.views import EvalView
@@ -133,6 +133,7 @@ def _test_view(config: TrainConfig, segments: int | None, crops: int) -> EvalVie
     " while the backbone trains); without it any changed setting but workers, eval_batch_size,"
     " channels_last and compile is refused, every difference named.",
 )
+@tensorboard_option
 def train(
     data_dir: Path | None,
     cache: Path | None,
@@ -153,6 +154,7 @@ def train(
     weights: Path | None,
     resume: bool,
     allow_changed: bool,
+    tensorboard: bool,
 ) -> None:
     """Train the multi-exit network of each --modality into the run directory.
 
@@ -213,9 +215,13 @@ def train(
         env.barrier()
         bars = progress if env.is_main else no_progress
         stack.enter_context(run_log(run.path, env.is_main))
+        board = stack.enter_context(epoch_scalars(run.path, tensorboard, env.is_main))
         for modality, config in configs.items():
             data = open_split_data(source, config, (modality,), frames)  # type: ignore[arg-type]
-            train_network(run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars)
+            train_network(
+                run, modality, config, data, len(source.classes), resume=resume, env=env, progress=bars,
+                on_epoch_end=board,
+            )  # fmt: skip
     if env.is_main:
         click.echo(_TABLE_HEADER)
         for modality, config in configs.items():
