@@ -296,3 +296,11 @@ def test_a_failed_ranking_records_nothing_and_a_busy_one_is_refused(trained: Pat
     failed = run_flatkd("rank-modalities", "--run", str(run), "--quick")
     assert_one_line_error(failed, "non-finite weights")
     assert RunDir(run).read_config() == before, "a ranking that wrote no results leaves no settings"
+
+
+def test_a_resume_with_changed_flags_names_every_difference(distilled: Path, tmp_path: Path) -> None:
+    run = _copy(distilled, tmp_path / "changed", chain=False)
+    before = RunDir(run).read_config()
+    refused = run_flatkd("distill", "--run", str(run), "--method", "pkd", "--resume", "--epochs", "7", "--set", "ics.optim.lr=0.5")
+    assert_one_line_error(refused, "distils", "with pkd with other settings (", "ics.epochs: 3 -> 7", "ics.optim.lr: ", "-> 0.5")
+    assert RunDir(run).read_config() == before

@@ -34,7 +34,7 @@ from flatkd.distill.pkd import PHASED_VARIANTS, PKDConfig
 from flatkd.errors import ConfigError
 from flatkd.runs.methods import METHODS, Method
 from flatkd.runs.rundir import RunDir
-from flatkd.runs.settings import recorded_section, resolve
+from flatkd.runs.settings import differences, recorded_section, resolve
 from flatkd.train.config import OptimConfig, ScheduleConfig, StageConfig, TrainConfig
 
 
@@ -129,15 +129,25 @@ def resolve_settings(
     """The settings of ``method`` for ``modality`` (see the module docstring for the layers).
 
     Without ``resume``, settings the run already recorded for (method, modality) are an error:
-    the stage exists and continuing it needs ``--resume``.
+    the stage exists and continuing it needs ``--resume``; with it, flags that change any of them
+    are refused, every difference named.
     """
     section = ("distill", method.name, modality)
     recorded = recorded_section(run, section, resume=resume, what=f"distils {modality} with {method.name}")
     defaults = merge(to_dict(DistillConfig()), {"ics": to_dict(train_config.ics)})
-    return resolve(
+    config = resolve(
         DistillConfig, section, defaults=defaults, recorded=recorded, config_path=config_path, flags=flags,
         overrides=overrides,
     )  # fmt: skip
+    if recorded is not None:
+        resolved = to_dict(config)
+        changed = differences(recorded, {k: resolved[k] for k in recorded if k in resolved})
+        if changed:
+            raise ConfigError(
+                f"{run.path} distils {modality} with {method.name} with other settings ({', '.join(changed)});"
+                " resume with those (drop the changed flags) or choose a new --run"
+            )
+    return config
 
 
 def record_settings(run: RunDir, method: Method, modality: str, config: DistillConfig) -> None:
