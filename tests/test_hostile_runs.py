@@ -42,11 +42,12 @@ def _copy(trained: Path, tmp_path: Path) -> Path:
 
 
 def _snapshot(run: Path) -> dict[str, bytes]:
-    """Every file of the run except the lock files."""
+    """Every file of the run except the lock files and the log (which records every attempt,
+    a refused or failed one too)."""
     return {
         p.relative_to(run).as_posix(): p.read_bytes()
         for p in sorted(run.rglob("*"))
-        if p.is_file() and p.parts[len(run.parts)] != "locks" and p.name != ".lock"
+        if p.is_file() and p.parts[len(run.parts)] != "locks" and p.name not in (".lock", "train.log")
     }
 
 
