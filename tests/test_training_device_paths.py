@@ -15,10 +15,12 @@ from helpers.clips import StandInClips
 
 from flatkd.config import from_dict
 from flatkd.fileio import load_tensors
+from flatkd.models import build_model
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.training import SplitData, train_network
 from flatkd.train import TrainConfig, loop
 from flatkd.train.checkpoint import ResumeState
+from flatkd.train.distributed import Dist
 from flatkd.train.evaluation import to_device
 
 TIMING = ["seconds", "clips_per_s", "data_wait"]
@@ -90,3 +92,12 @@ def test_a_validation_tie_goes_to_the_lower_loss() -> None:
     assert loop._improves({"val_acc": 0.30, "val_loss": 9.0}, state)
     assert not loop._improves({"val_acc": 0.20, "val_loss": 0.1}, state)
     assert loop._improves({"val_acc": 0.0, "val_loss": math.inf}, ResumeState(0, -math.inf, -1, [], {}, {}, {}))
+
+
+def test_channels_last_converts_the_4d_weights_and_leaves_others_alone() -> None:
+    network = build_model("cpu-tiny", "mv", 4)
+    network.attach_final_transform(torch.nn.Conv3d(128, 128, 1))  # a 5-D weight, as generative KD's
+    loop._place([network], network, _config(channels_last=True), Dist())
+    convolution = network.backbone.conv1.weight
+    assert convolution.is_contiguous(memory_format=torch.channels_last) and not convolution.is_contiguous()
+    assert network.final_transform.weight.is_contiguous()

@@ -364,15 +364,17 @@ def _summary(row: Mapping[str, Any], best: float) -> str:
 
 def _place(modules: Sequence[torch.nn.Module], network: MultiExitNet, config: TrainConfig, env: Dist) -> None:
     """Move ``modules`` to the process's device; with ``config.channels_last`` store ``network``'s
-    4-D weights NHWC (in place: the optimisers keep their parameters; other modules, e.g.
-    generative KD's 3-D convolutions, keep theirs); with ``config.compile`` compile its forward in
+    4-D weights NHWC (in place: the optimisers keep their parameters; other tensors and modules,
+    e.g. generative KD's 3-D convolutions, keep their layout); with ``config.compile`` compile its forward in
     place (``nn.Module.compile``: the weights and their names stay, so checkpoints are unchanged;
     steps that call other methods of the network, such as generative KD's feature path, run
     them eagerly)."""
     for module in modules:
         module.to(env.device)
     if config.channels_last:
-        network.to(memory_format=torch.channels_last)
+        for tensor in (*network.parameters(), *network.buffers()):
+            if tensor.dim() == 4:  # conv weights; ``Module.to`` would fail on a 5-D one
+                tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
     if config.compile:
         network.compile()
 
