@@ -114,8 +114,9 @@ def test_report_holds_the_runs_numbers_chain_and_figures(run_dir: Path, tmp_path
     # every figure of the run exactly once, linked relative to the report's folder
     links = _links(text)
     assert sorted(links) == sorted(set(links))
-    figures = [p for p in (run_dir / "figures").glob("*.png") if not p.name.startswith(".")]  # not another
-    assert sorted((out.parent / link).resolve() for link in links) == sorted(p.resolve() for p in figures)  # worker's temp
+    # (a dot file is another xdist worker's figure being written atomically, not one of the run's)
+    figures = [p for p in (run_dir / "figures").glob("*.png") if not p.name.startswith(".")]
+    assert sorted((out.parent / link).resolve() for link in links) == sorted(p.resolve() for p in figures)
     assert "![Hessian eigenvalue density per modality (first subset)](" in flatness
 
     assert _report(run_dir, out) == text  # the same run gives the same report
