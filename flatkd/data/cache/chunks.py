@@ -187,7 +187,7 @@ def open_chunk_file(path: str, count: int) -> ChunkFile:
             handle.close()
         handle = ChunkFile(path, count)
         files[path] = handle
-        if len(files) > OPEN_FILES:
+        while len(files) > OPEN_FILES:
             files.popitem(last=False)[1].close()
     else:
         files.move_to_end(path)
