@@ -131,12 +131,13 @@ class ChunkFile:
     """
 
     def __init__(self, path: str, count: int) -> None:
-        self.path, self.count = path, count
+        self.count = count
         self.fd = os.open(path, os.O_RDONLY)
         self.close = weakref.finalize(self, os.close, self.fd)
         try:
-            self.stamp = file_stamp(os.fstat(self.fd))
-            start = self.stamp[-1] - index_bytes(count)
+            stat = os.fstat(self.fd)
+            self.stamp = file_stamp(stat)
+            start = stat.st_size - index_bytes(count)
             if start < 0:
                 raise corrupt_file(path, "shorter than its index")
             tail = os.pread(self.fd, index_bytes(count), start)
