@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import errno
+import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +199,52 @@ def test_a_damaged_chunk_file_is_a_one_line_error(dataset: Path, tmp_path: Path)
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(InputFileError, match="corrupt cache file"):
         ModalityCache(tmp_path).read(sample.video, "mv", np.array([0]), 0, 4)
+
+
+def test_a_rewritten_chunk_file_is_not_read_through_a_stale_handle(dataset: Path, tmp_path: Path) -> None:
+    sample = list_videos(dataset)[0]
+    for name, step in (("exact", 1), ("lossy", 8), ("again", 1)):
+        build_cache([sample], tmp_path / name, CacheSettings(size=32, residual_step=step), jobs=1)
+    exact, lossy = ModalityCache(tmp_path / "exact"), ModalityCache(tmp_path / "lossy")
+    entry = exact.entry(sample.video)
+    rows, shape = np.arange(entry.count("residual")), (*entry.size, 3)
+
+    def residual(cache: ModalityCache) -> np.ndarray:
+        return cache.read(sample.video, "residual", rows, 0, shape[0])
+
+    first, other = residual(exact), residual(lossy)
+    assert not np.array_equal(first, other)
+    path = tmp_path / "exact" / "videos" / sample.video / "residual.zst"
+    assert str(path) in chunks._reader.files, "the handle is kept"
+    shutil.copyfile(tmp_path / "lossy" / path.relative_to(tmp_path / "exact"), path)  # same inode, new size
+    np.testing.assert_array_equal(residual(exact), other)
+    os.replace(tmp_path / "again" / path.relative_to(tmp_path / "exact"), path)  # a new inode
+    np.testing.assert_array_equal(residual(exact), first)
+    with pytest.raises(InputFileError, match="not the frame count its record says"):
+        chunks.read_frames(str(path), len(rows) + 1, rows, shape, np.dtype(np.int8), 0, shape[0])
+
+
+def test_open_chunk_files_are_bounded_and_a_forked_child_opens_its_own(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = list_videos(dataset)[0]
+    build_cache([sample], tmp_path, CacheSettings(size=32), jobs=1)
+    cache = ModalityCache(tmp_path)
+    monkeypatch.setattr(chunks, "_reader", chunks._Reader())  # what other tests read is kept elsewhere
+    monkeypatch.setattr(chunks, "OPEN_FILES", 2)
+    handles = [chunks.open_chunk_file(cache._path(sample.video, m), cache.entry(sample.video).count(m))
+               for m in MODALITIES]
+    assert list(chunks._reader.files.values()) == handles[1:], "the least recently used is closed"
+    with pytest.raises(OSError):
+        os.fstat(handles[0].fd)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports how many files it holds, then leaves without cleanup
+        try:
+            os.write(write, str(len(chunks._reader.files)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 16) == b"0" and os.waitpid(child, 0)[1] == 0
+    os.close(read)
+    assert len(chunks._reader.files) == 2, "the parent keeps its own"
