@@ -42,7 +42,7 @@ $(VENV312)/.flatkd-installed: pyproject.toml
 	$(VENV312)/bin/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# the CPU benchmarks; `make bench-gpu` (benchmarks/gpu.py) needs a GPU (about 8 minutes there)
+# the CPU benchmarks; `make bench-gpu` (benchmarks/gpu.py) needs a GPU (sized for about 8 minutes there)
 bench: $(STAMP)
 	for b in $(filter-out benchmarks/gpu.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$b || exit 1; done
 
