@@ -98,7 +98,7 @@ def test_resumed_distill_equals_an_uninterrupted_one(trained: Path, distilled: P
     method = get_method("pkd")
     configs = {m: resolve_settings(RunDir(run), method, m, load_train_config(RunDir(run), m), resume=False) for m in CHAIN}
     with pytest.raises(Interrupt):
-        distill(RunDir(run), method, configs, on_epoch_end=kill_after("ic-pkd", 1))
+        distill(RunDir(run), method, configs, on_epoch_end=kill_after("ic-pkd", 2))
     assert_one_line_error(run_flatkd("distill", "--run", str(run), "--method", "pkd"), "pass --resume")
     result = run_flatkd("distill", "--run", str(run), "--method", "pkd", "--resume")
     assert result.exit_code == 0, result.output
@@ -121,7 +121,7 @@ def test_generative_kd_resumes_exactly_and_pkd_builds_on_its_backbones(trained: 
         for m in ("mv", "residual")
     }
     with pytest.raises(Interrupt):
-        distill(RunDir(resumed), method, configs, on_epoch_end=kill_after("genkd", 0))
+        distill(RunDir(resumed), method, configs, on_epoch_end=kill_after("genkd", 1))
     result = run_flatkd("distill", "--run", str(resumed), "--method", "genkd", "--config", str(settings), "--resume")
     assert result.exit_code == 0, result.output
     for stage in ("genkd-teacher", "genkd", "ic-genkd"):
@@ -247,7 +247,7 @@ def test_pkd_runs_with_fewer_ic_epochs_than_teachers_and_takes_phase_starts(
 
     short = run_flatkd(*pkd)
     assert short.exit_code == 0, short.output
-    assert "pkd mv: 2 IC epochs for 3 teachers: residual (epoch 0) -> own (epoch 1), left out: iframe" in caplog.text
+    assert "pkd mv: 2 IC epochs for 3 teachers: residual (epoch 1) -> own (epoch 2), left out: iframe" in caplog.text
     assert _stage_metrics(run, "ic-pkd")["teacher"].tolist() == ["residual", "own"]
 
     # its budget is not ce's (3 IC epochs): said once by distill, and by the report beside the numbers

@@ -26,7 +26,7 @@ def test_train_writes_every_epoch_row_as_scalars(dataset: Path, tmp_path: Path) 
     for _, row in metrics.iterrows():
         for column in ("train_loss", "val_acc", "lr"):
             scalars = {s.step: s.value for s in events.Scalars(f"{row['stage']}/mv/{column}")}
-            assert scalars[row["epoch"] + 1] == pytest.approx(row[column], rel=1e-6)
+            assert scalars[row["epoch"]] == pytest.approx(row[column], rel=1e-6)
     assert sorted(s.step for s in events.Scalars("backbone/mv/val_loss")) == [1, 2]
 
 

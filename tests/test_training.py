@@ -79,7 +79,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, kill_stage:
     train_network(whole, "mv", _config(), _data(), num_classes=4)
     with pytest.raises(Interrupt):
         train_network(
-            resumed, "mv", _config(), _data(), num_classes=4, on_epoch_end=kill_after(kill_stage, 0)
+            resumed, "mv", _config(), _data(), num_classes=4, on_epoch_end=kill_after(kill_stage, 1)
         )
     with pytest.raises(FlatkdError, match="pass --resume to continue"):
         train_network(resumed, "mv", _config(), _data(), num_classes=4)
@@ -137,7 +137,7 @@ def test_finished_run_reloads_and_records_logits_and_macs(tmp_path: Path) -> Non
         clips = torch.stack([data.test[i][0]["iframe"] for i in range(12)])
         torch.testing.assert_close(torch.stack(net(clips), dim=1), logits, rtol=1e-5, atol=1e-5)
     val = run.load_logits("ic-ce", "iframe", "val")[0]
-    best = results[1].history[results[1].best_epoch]
+    best = results[1].history[results[1].best_epoch - 1]  # epochs count from 1
     val_acc = (val.argmax(-1) == torch.tensor(data.val.labels)[:, None]).double().mean(0)
     assert [best[f"val_acc_exit{i}"] for i in range(4)] == pytest.approx(val_acc.tolist())
     macs = run.read_macs()["iframe"]

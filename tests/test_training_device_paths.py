@@ -14,12 +14,12 @@ import torch
 from helpers.clips import StandInClips
 
 from flatkd.config import from_dict
-from flatkd.fileio import load_tensors
+from flatkd.fileio import load_tensors, read_tensor_metadata
 from flatkd.models import build_model
 from flatkd.runs.rundir import RunDir
 from flatkd.runs.training import SplitData, train_network
 from flatkd.train import TrainConfig, loop
-from flatkd.train.checkpoint import ResumeState
+from flatkd.train.checkpoint import ResumeState, load_resume, save_resume
 from flatkd.train.distributed import Dist
 from flatkd.train.evaluation import to_device
 
@@ -101,3 +101,14 @@ def test_channels_last_converts_the_4d_weights_and_leaves_others_alone() -> None
     convolution = network.backbone.conv1.weight
     assert convolution.is_contiguous(memory_format=torch.channels_last) and not convolution.is_contiguous()
     assert network.final_transform.weight.is_contiguous()
+
+
+def test_epochs_count_from_1_and_an_older_resume_state_is_renumbered(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    metrics = _train(run)
+    assert list(metrics["epoch"]) == [1, 2, 1] and list(metrics["stage"]) == ["backbone", "backbone", "ic-ce"]
+    assert read_tensor_metadata(run.checkpoint_path("ic-ce", "mv"))["epoch"] == "1"
+    old = tmp_path / "old.pt"
+    save_resume(old, ResumeState(2, 0.5, 0, [{"epoch": 0, "val_acc": 0.5}, {"epoch": 1, "val_acc": 0.4}], {}, {}, {}))
+    state = load_resume(old)
+    assert [row["epoch"] for row in state.history] == [1, 2] and state.best_epoch == 1

@@ -44,7 +44,8 @@ from flatkd.train import init_from_env
     "--phase-starts",
     default=None,
     metavar="E0,E1,..",
-    help="First epoch (0-based) of each teacher's phase, one per teacher of the chain, e.g. 0,2,4"
+    help="IC epochs run before each teacher's phase, one per teacher of the chain, e.g. 0,2,4 (the second"
+    " teacher from epoch 3; epochs count from 1)"
     "  [default: the release's fractions: every phase but the last 1/6 of the IC epochs; with fewer"
     " epochs than teachers the first and the last teachers teach an epoch each].",
 )

@@ -44,7 +44,7 @@ def _row(d: NetworkDiagnosis, epochs: list[StageEpochs]) -> list[object]:
 
 def _epoch(epochs: StageEpochs) -> str:
     """``3 of 12``: the kept epoch (from 1) of those run; ``–`` without the checkpoint."""
-    chosen = "–" if epochs.chosen is None else str(epochs.chosen + 1)
+    chosen = "–" if epochs.chosen is None else str(epochs.chosen)
     return f"{chosen} of {epochs.run}"
 
 

@@ -167,7 +167,7 @@ def _warn_dropped_teachers(method: Method, schedules: Mapping[str, PKDSchedule])
     (the schedule left some out, :func:`flatkd.distill.pkd.build_schedule`)."""
     for modality, schedule in schedules.items():
         if schedule.dropped:
-            phases = " -> ".join(f"{t.label} (epoch {e})" for t, e in zip(schedule.teachers, schedule.starts))
+            phases = " -> ".join(f"{t.label} (epoch {e + 1})" for t, e in zip(schedule.teachers, schedule.starts))
             log.warning(
                 f"{method.name} {modality}: {len(schedule.teachers)} IC epochs for"
                 f" {len(schedule.teachers) + len(schedule.dropped)} teachers: {phases}, left out:"

@@ -236,7 +236,7 @@ def write_selection(
     """Record the epoch, validation accuracy and teacher of every IC kept (module docstring)."""
     rows = []
     for index, (epoch, accuracy) in enumerate(kept):
-        teacher = schedule.teacher_at(epoch)
+        teacher = schedule.teacher_at(epoch - 1)  # kept epochs count from 1, the schedule from 0
         rows.append({"exit": index, "epoch": epoch, "val_acc": accuracy, "teacher": teacher.label if teacher else NO_TEACHER})
     write_text(path, json.dumps({"select": select, "ics": rows}, indent=2) + "\n")
 

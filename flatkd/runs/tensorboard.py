@@ -1,8 +1,7 @@
 """TensorBoard scalars of a run's training epochs (``flatkd train/distill --tensorboard``).
 
 Every committed epoch's metrics row (the one ``metrics.csv`` gets) becomes scalars
-``<stage>/<modality>/<column>`` at step = the epoch counted from 1 (as the log lines and the
-progress bars count), in ``RUN/tensorboard/``: ``tensorboard --logdir RUN/tensorboard``. The
+``<stage>/<modality>/<column>`` at step = the row's epoch (counted from 1, as everywhere), in ``RUN/tensorboard/``: ``tensorboard --logdir RUN/tensorboard``. The
 writer is ``torch.utils.tensorboard.SummaryWriter``, which needs the ``tensorboard`` package
 (``pip install 'flatkd[tensorboard]'``); a resumed run appends, and TensorBoard shows the
 latest value of a repeated step.
@@ -36,7 +35,7 @@ class EpochScalars:
         self.writer = SummaryWriter(log_dir=str(folder))
 
     def __call__(self, row: Mapping[str, Any]) -> None:
-        step, prefix = int(row["epoch"]) + 1, f"{row['stage']}/{row['modality']}"
+        step, prefix = int(row["epoch"]), f"{row['stage']}/{row['modality']}"
         for column, value in row.items():
             if column not in _LABELS and isinstance(value, (int, float)) and math.isfinite(value):
                 self.writer.add_scalar(f"{prefix}/{column}", float(value), step)

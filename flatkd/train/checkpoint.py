@@ -72,7 +72,8 @@ def save_resume(path: str | os.PathLike[str], state: ResumeState) -> None:
 
 
 def load_resume(path: str | os.PathLike[str]) -> ResumeState:
-    """Read a resume state; a torn, foreign or unsafe file raises :class:`InputFileError`."""
+    """Read a resume state; a torn, foreign or unsafe file raises :class:`InputFileError`. A state
+    written before epochs were counted from 1 (its first metrics row is epoch 0) is renumbered."""
     try:
         raw = load_torch_state(path)
     except InputFileError as exc:
@@ -80,4 +81,8 @@ def load_resume(path: str | os.PathLike[str]) -> ResumeState:
     fields = {f.name for f in dataclasses.fields(ResumeState)}
     if not isinstance(raw, dict) or set(raw) != fields:
         raise InputFileError(f"{path}: not a flatkd resume state; delete it to restart that stage")
-    return ResumeState(**raw)
+    state = ResumeState(**raw)
+    if state.history and state.history[0].get("epoch") == 0:
+        state.history = [row | {"epoch": row["epoch"] + 1} for row in state.history]
+        state.best_epoch += 1
+    return state

@@ -16,6 +16,10 @@ method) on a :class:`FitSpec`, and per epoch:
 4. rank 0 writes the best weights (if improved), then the resume state (the commit point), then
    the stage's rows of the metrics table.
 
+Epochs are counted from 1 in every file and line (metrics rows, the best epoch, checkpoint
+metadata, log lines, progress bars); only the loop's own index (``Batch.epoch``, the seeds, the
+schedule) counts from 0.
+
 ``batch_size`` is the global batch: each of N processes takes ``batch_size / N`` clips.
 """
 
@@ -97,7 +101,7 @@ class FitSpec:
 
 @dataclasses.dataclass(frozen=True)
 class StageResult:
-    """Outcome of :func:`fit`: the best epoch (0-based), its metric, and all metrics rows."""
+    """Outcome of :func:`fit`: the best epoch (counted from 1), its metric, and all metrics rows."""
 
     stage: str
     best_epoch: int
@@ -171,16 +175,16 @@ def fit(
             if not torch.isfinite(logits).all() or not math.isfinite(validation["val_loss"]):
                 raise guard.stop(f"the validation logits are not finite after epoch {epoch}")
         extra = dict(step.epoch_columns(epoch))
-        row = {"epoch": epoch, **train_row, **extra, **validation, "seconds": time.perf_counter() - started, **timing}
+        row = {"epoch": epoch + 1, **train_row, **extra, **validation, "seconds": time.perf_counter() - started, **timing}
         state.history.append(row)
         improved = spec.val_set is None or _improves(validation, state)
         if improved:
-            state.best_metric, state.best_epoch = validation.get("val_acc", -math.inf), epoch
+            state.best_metric, state.best_epoch = validation.get("val_acc", -math.inf), epoch + 1
         state.epochs_done = epoch + 1
         if env.is_main:
             _commit(files, stage, config.preset, modality, step, state, improved)
         env.barrier()
-        log.info("%s %s epoch %d/%d: %s", stage, modality, epoch + 1, spec.epochs, _summary(row, state.best_metric))
+        log.info("%s %s epoch %d/%d: %s", stage, modality, row["epoch"], spec.epochs, _summary(row, state.best_metric))
         if on_epoch_end is not None:
             on_epoch_end({"stage": stage, "modality": modality, **row})
     load_weights(files.weights, step.kept)

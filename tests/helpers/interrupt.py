@@ -10,7 +10,8 @@ class Interrupt(Exception):
 
 
 def kill_after(stage: str, epoch: int) -> Callable[[dict], None]:
-    """An ``on_epoch_end`` callback that raises :class:`Interrupt` once ``stage`` finishes ``epoch``."""
+    """An ``on_epoch_end`` callback that raises :class:`Interrupt` once ``stage`` finishes ``epoch``
+    (counted from 1, as the metrics rows count)."""
 
     def callback(row: dict) -> None:
         if (row["stage"], row["epoch"]) == (stage, epoch):
