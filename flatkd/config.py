@@ -146,6 +146,19 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def changed_keys(old: Any, new: Any, where: str = "") -> list[tuple[str, Any, Any]]:
+    """Every dotted key where two settings trees differ, with its value on each side (keys in
+    sorted order; a key missing on one side has the value None there).
+
+    >>> changed_keys({"seed": 0, "ics": {"epochs": 2, "lr": 1}}, {"seed": 7, "ics": {"epochs": 3, "lr": 1}})
+    [('ics.epochs', 2, 3), ('seed', 0, 7)]
+    """
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = sorted(set(old) | set(new))
+        return [c for key in keys for c in changed_keys(old.get(key), new.get(key), f"{where}.{key}" if where else key)]
+    return [] if old == new else [(where, old, new)]
+
+
 def _default(field: dataclasses.Field[Any]) -> Any:
     """The value a dataclass field takes when its key is absent (``MISSING`` if required)."""
     if field.default_factory is not dataclasses.MISSING:

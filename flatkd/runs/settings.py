@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from flatkd.config import from_dict, merge, read_yaml, yaml_load
+from flatkd.config import changed_keys, from_dict, merge, read_yaml, yaml_load
 from flatkd.errors import ConfigError, FlatkdError
 from flatkd.runs.rundir import RunDir
 
@@ -131,7 +131,7 @@ def resolve(
     return from_dict(cls, settings, where=f"{'.'.join(section)} settings")
 
 
-def differences(old: Any, new: Any, where: str = "") -> list[str]:
+def differences(old: Any, new: Any) -> list[str]:
     """Every dotted key where two settings trees differ, as ``key: old -> new`` (sorted keys; a
     key missing on one side reads ``null`` there).
 
@@ -139,10 +139,7 @@ def differences(old: Any, new: Any, where: str = "") -> list[str]:
     ...             {"preset": "resnet18", "seed": 7, "ics": {"epochs": 3, "lr": 1}})
     ['ics.epochs: 2 -> 3', 'preset: cpu-tiny -> resnet18', 'seed: 0 -> 7']
     """
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        keys = sorted(set(old) | set(new))
-        return [d for key in keys for d in differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)]
-    return [] if old == new else [f"{where}: {_shown(old)} -> {_shown(new)}"]
+    return [f"{key}: {_shown(before)} -> {_shown(after)}" for key, before, after in changed_keys(old, new)]
 
 
 def _shown(value: Any) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from flatkd.config import to_dict
+from flatkd.config import changed_keys, to_dict
 from flatkd.errors import ConfigError, FlatkdError
 from flatkd.models import MultiExitNet
 from flatkd.progress import ProgressFactory, no_progress
@@ -443,15 +443,14 @@ def _restore(
     return state
 
 
-def first_difference(old: Any, new: Any, where: str = "") -> str | None:
-    """The dotted key where two settings trees differ, with both values; None if equal."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            found = first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else key)
-            if found is not None:
-                return found
+def first_difference(old: Any, new: Any) -> str | None:
+    """The first dotted key where two settings trees differ (:func:`flatkd.config.changed_keys`),
+    with both values; None if equal."""
+    changed = changed_keys(old, new)
+    if not changed:
         return None
-    return None if old == new else f"setting '{where}' ({old!r} -> {new!r})"
+    key, before, after = changed[0]
+    return f"setting '{key}' ({before!r} -> {after!r})"
 
 
 def _per_process_batch(batch_size: int, env: Dist) -> int:
