@@ -199,16 +199,14 @@ def train(
     source = resolve_data_source(run, data_dir, cache, split, val_fraction)
     env = init_from_env(next(iter(configs.values())).device)
     env.barrier()  # every process has read the run's settings before rank 0 writes them
+    # the sections are kept only once an epoch is committed: a refused or failed train leaves the
+    # run as it found it
+    states = {m: [run.resume_path(stage, m) for stage in TRAIN_STAGES] for m in configs}
+    sections: dict[tuple[str, ...], list[Path]] = {("train", m): files for m, files in states.items()}
+    sections[("data",)] = [path for files in states.values() for path in files]
     with contextlib.ExitStack() as stack:
+        stack.enter_context(run.writing([f"train.{m}" for m in configs], sections, main=env.is_main))
         if env.is_main:
-            for modality in configs:
-                stack.enter_context(run.hold(f"train.{modality}"))
-            # the sections are kept only once an epoch is committed: a refused or failed train
-            # leaves the run as it found it
-            states = {m: [run.resume_path(stage, m) for stage in TRAIN_STAGES] for m in configs}
-            sections = {("train", m): files for m, files in states.items()}
-            sections[("data",)] = [path for files in states.values() for path in files]
-            stack.enter_context(run.provisional(sections))
             record_data_source(run, source)
             for modality, config in configs.items():
                 run.set_section(["train", modality], to_dict(config))
