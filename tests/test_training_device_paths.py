@@ -65,7 +65,10 @@ def test_channels_last_keeps_the_numbers_and_the_checkpoint_layout(tmp_path: Pat
     plain, nhwc = RunDir(tmp_path / "plain"), RunDir(tmp_path / "nhwc")
     a, b = _train(plain), _train(nhwc, channels_last=True)
     numeric = [c for c in a.columns if a[c].dtype.kind == "f"]
-    pd.testing.assert_frame_equal(a[numeric], b[numeric], rtol=1e-3, atol=1e-4)
+    # the first epoch agrees to rounding; SGD at this step size then amplifies the layout's rounding
+    # differences (0.7% in val_loss by epoch 2 on some CPUs), which a wrong layout would exceed by far
+    pd.testing.assert_frame_equal(a[numeric].iloc[:1], b[numeric].iloc[:1], rtol=1e-4, atol=1e-5)
+    pd.testing.assert_frame_equal(a[numeric], b[numeric], rtol=3e-2, atol=1e-3)
     x = load_tensors(plain.checkpoint_path("ic-ce", "mv"))
     y = load_tensors(nhwc.checkpoint_path("ic-ce", "mv"))  # (Adam on the ICs amplifies the rounding)
     assert {k: v.shape for k, v in x.items()} == {k: v.shape for k, v in y.items()}
