@@ -18,25 +18,27 @@ Modules: :mod:`~flatkd.data.synth` (the synthetic set and its class design),
 :mod:`~flatkd.data.transforms` (TSN sampling, crops, normalisation),
 :mod:`~flatkd.data.clip_dataset` (the ``Dataset``), :mod:`~flatkd.data.sanity` (a linear probe of
 what each modality tells).
+
+The names below are imported from their modules on first use, so that importing the package (or a
+light module in it, such as :mod:`~flatkd.data.splits`) does not import torch.
 """
 
-from flatkd.data.cache import CacheSettings, ModalityCache, build_cache, default_cache_dir
-from flatkd.data.clip_dataset import ClipDataset, ClipPlan
-from flatkd.data.dataset_splits import DatasetSplits, list_videos, open_dataset
-from flatkd.data.splits import Sample
-from flatkd.data.synth import SynthSettings, generate_synthetic
+from flatkd.lazy import lazy_exports
 
-__all__ = [
-    "CacheSettings",
-    "ClipDataset",
-    "ClipPlan",
-    "DatasetSplits",
-    "ModalityCache",
-    "Sample",
-    "SynthSettings",
-    "build_cache",
-    "default_cache_dir",
-    "generate_synthetic",
-    "list_videos",
-    "open_dataset",
-]
+# name -> the module defining it, imported on first use (``import flatkd.data`` imports no torch)
+_EXPORTS = {
+    "CacheSettings": "flatkd.data.cache.layout",
+    "ClipDataset": "flatkd.data.clip_dataset",
+    "ClipPlan": "flatkd.data.clip_dataset",
+    "DatasetSplits": "flatkd.data.dataset_splits",
+    "ModalityCache": "flatkd.data.cache.layout",
+    "Sample": "flatkd.data.splits",
+    "SynthSettings": "flatkd.data.synth.build",
+    "build_cache": "flatkd.data.cache.build",
+    "default_cache_dir": "flatkd.data.cache.layout",
+    "generate_synthetic": "flatkd.data.synth.build",
+    "list_videos": "flatkd.data.dataset_splits",
+    "open_dataset": "flatkd.data.dataset_splits",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

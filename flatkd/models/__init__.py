@@ -5,37 +5,29 @@
 >>> net = build_model("cpu-tiny", "mv", num_classes=10)
 >>> [tuple(out.shape) for out in net(torch.zeros(2, 3, 2, 64, 64))]
 [(2, 10), (2, 10), (2, 10), (2, 10)]
+
+The names are imported from their modules on first use: ``list_presets`` imports no torch.
 """
 
-from flatkd.models.exits import InternalClassifier
-from flatkd.models.macs import exit_costs, exit_macs
-from flatkd.models.multiexit import STAGE_NAMES, MultiExitNet
-from flatkd.models.presets import (
-    DEFAULT_EXITS,
-    Preset,
-    ResNetSpec,
-    build_model,
-    list_presets,
-    register_preset,
-    resolve_preset,
-)
-from flatkd.models.resnet import ResNet
-from flatkd.models.weights import load_backbone_weights, read_state_dict
+from flatkd.lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_EXITS",
-    "STAGE_NAMES",
-    "InternalClassifier",
-    "MultiExitNet",
-    "Preset",
-    "ResNet",
-    "ResNetSpec",
-    "build_model",
-    "exit_costs",
-    "exit_macs",
-    "list_presets",
-    "load_backbone_weights",
-    "read_state_dict",
-    "register_preset",
-    "resolve_preset",
-]
+# name -> the module defining it, imported on first use (``list_presets`` imports no torch)
+_EXPORTS = {
+    "DEFAULT_EXITS": "flatkd.models.presets",
+    "STAGE_NAMES": "flatkd.models.multiexit",
+    "InternalClassifier": "flatkd.models.exits",
+    "MultiExitNet": "flatkd.models.multiexit",
+    "Preset": "flatkd.models.presets",
+    "ResNet": "flatkd.models.resnet",
+    "ResNetSpec": "flatkd.models.presets",
+    "build_model": "flatkd.models.presets",
+    "exit_costs": "flatkd.models.macs",
+    "exit_macs": "flatkd.models.macs",
+    "list_presets": "flatkd.models.presets",
+    "load_backbone_weights": "flatkd.models.weights",
+    "read_state_dict": "flatkd.models.weights",
+    "register_preset": "flatkd.models.presets",
+    "resolve_preset": "flatkd.models.presets",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

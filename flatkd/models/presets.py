@@ -15,17 +15,22 @@ A preset names a ResNet shape, possibly different per modality. Built in:
 :func:`register_preset` adds more. Internal classifiers sit after the stages named in ``exits``
 (default ``layer1, layer2, layer3``: the paper's four exits per modality); each IC's convolution
 is as wide as its stage's ``planes`` (the block width before a bottleneck's 4x expansion).
+
+The registry imports no torch (the CLI lists the presets in its help); :func:`build_model` does.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from flatkd.errors import ConfigError
 from flatkd.modalities import CHANNELS
-from flatkd.models.multiexit import STAGE_NAMES, MultiExitNet
-from flatkd.models.resnet import BlockName, ResNet
+
+if TYPE_CHECKING:
+    from flatkd.models.multiexit import MultiExitNet
+    from flatkd.models.resnet import BlockName
 
 DEFAULT_EXITS = ("layer1", "layer2", "layer3")
 
@@ -103,6 +108,9 @@ def build_model(
     ``exits`` names the stages followed by an internal classifier (a subset of ``layer1`` ..
     ``layer3``); the final ``fc`` is always the last exit.
     """
+    from flatkd.models.multiexit import STAGE_NAMES, MultiExitNet  # here: the registry imports no torch
+    from flatkd.models.resnet import ResNet
+
     spec = resolve_preset(preset, modality)
     valid = STAGE_NAMES[:3]
     unknown = [e for e in exits if e not in valid]
