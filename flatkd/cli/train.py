@@ -5,24 +5,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from flatkd.cli.common import epoch_scalars, progress, run_log, run_option, settings_options, tensorboard_option
-from flatkd.config import to_dict
-from flatkd.data.transforms import EVAL_CROPS
-from flatkd.data.views import EvalView
+from flatkd.data.choices import EVAL_CROPS, FRAME_SOURCES
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
 from flatkd.progress import no_progress
-from flatkd.runs.data_source import FRAME_SOURCES, open_split_data, record_data_source, resolve_data_source
-from flatkd.runs.rundir import RunDir
-from flatkd.runs.settings import recorded_section, resolve
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, TRAIN_STAGES, Stage
-from flatkd.runs.train_resume import changed_settings
-from flatkd.runs.training import export_logits, load_network, load_train_config, record_macs, train_network
-from flatkd.train import TrainConfig, exit_accuracy, init_from_env
+
+# the run layer and torch are imported inside the commands: `--help` imports no torch
+if TYPE_CHECKING:
+    from flatkd.data.views import EvalView
+    from flatkd.runs.rundir import RunDir
+    from flatkd.train import TrainConfig
 
 
 def _resolve_config(
@@ -36,6 +34,10 @@ def _resolve_config(
 ) -> TrainConfig:
     """The settings of ``modality`` (:func:`flatkd.runs.settings.resolve`); on a resume, changes
     to the recorded ones are refused unless allowed (:mod:`flatkd.runs.train_resume`)."""
+    from flatkd.runs.settings import recorded_section, resolve
+    from flatkd.runs.train_resume import changed_settings
+    from flatkd.train import TrainConfig
+
     section = ("train", modality)
     recorded = recorded_section(run, section, resume=resume, what=f"trains {modality}")
     config = resolve(TrainConfig, section, recorded=recorded, config_path=config_path, flags=flags, overrides=overrides)
@@ -46,6 +48,8 @@ def _resolve_config(
 
 
 def _accuracy_table(run: RunDir, stage: str, modality: str, view: str | None = None) -> str:
+    from flatkd.train import exit_accuracy
+
     lines = []
     for split in ("val", "test"):
         logits, labels = run.load_logits(stage, modality, split, view)
@@ -60,6 +64,8 @@ _TABLE_HEADER = "modality  stage     split  clips  accuracy per exit (earliest .
 
 def _test_view(config: TrainConfig, segments: int | None, crops: int) -> EvalView | None:
     """The requested test view, or None for the training-time one (its segments, centre crop)."""
+    from flatkd.data.views import EvalView
+
     view = EvalView(config.num_segments if segments is None else segments, crops)
     return None if view == EvalView(config.num_segments, 1) else view
 
@@ -184,6 +190,12 @@ def train(
     train changes nothing in the run). One train per modality at a time: a second one is refused
     with the PID of the first (a lock left by a killed process is taken over).
     """
+    from flatkd.config import to_dict
+    from flatkd.runs.data_source import open_split_data, record_data_source, resolve_data_source
+    from flatkd.runs.rundir import RunDir
+    from flatkd.runs.training import train_network
+    from flatkd.train import init_from_env
+
     run = RunDir(run_dir)
     flags = {
         "preset": preset,
@@ -275,6 +287,10 @@ def evaluate(
       flatkd evaluate --run runs/r1 --segments 25 --crops 10
       flatkd evaluate --run runs/r1 --stage ic-pkd --segments 25 --crops 1
     """
+    from flatkd.runs.data_source import open_split_data, resolve_data_source
+    from flatkd.runs.rundir import RunDir
+    from flatkd.runs.training import export_logits, load_network, load_train_config, record_macs
+
     run = RunDir(run_dir)
     if not modalities:
         trained = run.section("train", needs=f"flatkd train --run {run.path} --modality MODALITY")

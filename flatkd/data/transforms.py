@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from flatkd.data.choices import EVAL_CROPS
 from flatkd.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -47,8 +48,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: CoViAR's crop scales for I-frames (MV and residual networks used the first three).
 DEFAULT_SCALES = (1.0, 0.875, 0.75, 0.66)
 EVAL_CROP_FRACTION = 224 / 256
-#: the numbers of test crops per clip CoViAR's ``test.py`` supports
-EVAL_CROPS = (1, 10)
 MV_SATURATION = 20.0
 
 

@@ -18,11 +18,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from typing import Literal
-
 from flatkd.config import from_dict, to_dict
 from flatkd.data.cache import CacheSettings, default_cache_dir
 from flatkd.data.cache.layout import SETTINGS_FILE
+from flatkd.data.choices import FrameSource
 from flatkd.data.clip_dataset import ClipDataset
 from flatkd.data.dataset_splits import DEFAULT_VAL_FRACTION, open_dataset
 from flatkd.data.splits import Sample
@@ -91,11 +90,6 @@ def resolve_data_source(
 def record_data_source(run: RunDir, source: DataSource) -> None:
     """Write ``source`` as the run's ``data`` section."""
     run.set_section(["data"], to_dict(source))
-
-
-#: where a command reads its frames: the modality cache, or (I-frames only) the videos
-FrameSource = Literal["cache", "videos"]
-FRAME_SOURCES: tuple[FrameSource, ...] = ("cache", "videos")
 
 
 def _frames(source: DataSource, frames: FrameSource, samples: Sequence[Sample]) -> str | VideoIFrames:
