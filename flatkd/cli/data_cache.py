@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from flatkd.cli.common import EXIT_SOME_FAILED, progress
-from flatkd.data.cache import (
-    CacheEstimate,
-    CacheSettings,
-    build_cache,
-    default_cache_dir,
-    estimate_cache,
-    free_bytes,
-    pending,
-)
+from flatkd.data.cache.layout import CacheSettings, default_cache_dir
 from flatkd.data.dataset_splits import list_videos
 from flatkd.data.splits import SPLITS
 from flatkd.modalities import MODALITIES
+
+# the builder (and torch) is imported inside the command: `--help` imports no torch
+if TYPE_CHECKING:
+    from flatkd.data.cache.estimate import CacheEstimate
 
 
 @click.command()
@@ -107,6 +104,9 @@ def cache(
     Exit status: 0 all cached; 2 an error (one line: bad input, no space left, ...); 3 finished,
     but some videos failed.
     """
+    from flatkd.data.cache.build import build_cache, pending
+    from flatkd.data.cache.estimate import estimate_cache, free_bytes
+
     wanted = tuple(m.strip() for m in modalities.split(",") if m.strip())
     settings = CacheSettings(
         size=None if source_size else size,

@@ -6,21 +6,13 @@ import time
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from flatkd.cli.common import epoch_scalars, progress, run_log, run_option, settings_options, tensorboard_option
-from flatkd.distill.wise import WiseConfig
 from flatkd.modalities import MODALITIES
 from flatkd.progress import no_progress
-from flatkd.runs.distill import distill as run_distill
-from flatkd.runs.distill_settings import parse_phase_starts, resolve_settings
 from flatkd.runs.methods import METHODS, get_method
-from flatkd.runs.rundir import RunDir
-from flatkd.runs.settings import resolve
-from flatkd.runs.tables import accuracy_markdown
-from flatkd.runs.training import load_train_config
-from flatkd.runs.wise import wise_for_run
-from flatkd.train import init_from_env
+
+# the run layer, pandas and torch are imported inside the commands: `--help` imports no torch
 
 
 @click.command()
@@ -120,6 +112,15 @@ def distill(
       flatkd distill --run runs/r1 --method genkd --genkd-epochs 4
       flatkd distill --run runs/r1 --method genkd-noteacher --genkd-epochs 4   # its control
     """
+    import pandas as pd
+
+    from flatkd.runs.distill import distill as run_distill
+    from flatkd.runs.distill_settings import parse_phase_starts, resolve_settings
+    from flatkd.runs.rundir import RunDir
+    from flatkd.runs.tables import accuracy_markdown
+    from flatkd.runs.training import load_train_config
+    from flatkd.train import init_from_env
+
     run = RunDir(run_dir)
     chosen = get_method(method)
     if not modalities:
@@ -214,6 +215,11 @@ def wise(
       flatkd wise --run runs/r1 --method ce --no-lateral
       flatkd wise --run runs/r1 --order iframe,mv,residual --tau 0.99
     """
+    from flatkd.distill.wise import WiseConfig
+    from flatkd.runs.rundir import RunDir
+    from flatkd.runs.settings import resolve
+    from flatkd.runs.wise import wise_for_run
+
     run = RunDir(run_dir)
     flags = {
         "order": None if order is None else [item.strip() for item in order.split(",") if item.strip()],

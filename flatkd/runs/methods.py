@@ -44,10 +44,13 @@ same order for a seed (they share the ``genkd`` stage's seed stream) and start f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from flatkd.distill.pkd import Variant
 from flatkd.errors import ConfigError
 from flatkd.runs.stages import FINAL_TRAIN_STAGE, Stage, method_stage
+
+if TYPE_CHECKING:  # the method table imports no torch: the CLI offers its names as choices
+    from flatkd.distill.pkd import Variant
 
 #: the network that teaches in generative KD, and the ones it teaches
 GENKD_TEACHER = "iframe"
