@@ -6,10 +6,9 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
 from flatkd.cli.data_cache import cache
 from flatkd.cli.data_synth import synth
@@ -22,11 +21,11 @@ from flatkd.fileio import atomic_open
 from flatkd.landscape.chain import PAPER_CHAIN
 from flatkd.modalities import MODALITIES
 from flatkd.models import list_presets
-from flatkd.runs.chain import read_chain
-from flatkd.runs.ic_training import epochs_finished
-from flatkd.runs.rundir import RunDir
 from flatkd.runs.stages import FINAL_TRAIN_STAGE
-from flatkd.runs.training import load_train_config
+
+# the run layer, pandas and torch are imported inside the functions: `--help` imports no torch
+if TYPE_CHECKING:
+    from flatkd.runs.rundir import RunDir
 
 
 #: Per-modality settings of the demo's networks (before --set): motion vectors and residuals train
@@ -42,6 +41,9 @@ DEMO_RECIPE: dict[str, tuple[str, ...]] = {
 
 def _trained(run: RunDir) -> bool:
     """Every modality's network finished its IC stage (so `flatkd train` has nothing left to do)."""
+    from flatkd.runs.ic_training import epochs_finished
+    from flatkd.runs.training import load_train_config
+
     trained = run.read_config().get("train", {})
     return all(
         m in trained and epochs_finished(run, FINAL_TRAIN_STAGE, m, load_train_config(run, m).ics.epochs)
@@ -52,6 +54,8 @@ def _trained(run: RunDir) -> bool:
 def _distill(ctx: click.Context, run: RunDir, method: str, **options: Any) -> None:
     """``flatkd distill --method METHOD --resume``; ``pkd-paper`` only where it differs from ``pkd``
     (the chain is measured and not the papers' order)."""
+    from flatkd.runs.chain import read_chain
+
     if method == "pkd-paper" and read_chain(run).order == PAPER_CHAIN:
         click.echo("the chain is the papers' order: pkd-paper would repeat pkd, skipped")
         return
@@ -191,6 +195,10 @@ def demo(
     --val-fraction 0.15 --frames 48 --size 128 --input-size 112. Each step's time goes to
     RUN/demo_steps.csv.
     """
+    import pandas as pd
+
+    from flatkd.runs.rundir import RunDir
+
     run = RunDir(run_dir)
     steps: list[tuple[str, Callable[[], Any]]] = [
         (
