@@ -25,20 +25,16 @@ light module in it, such as :mod:`~flatkd.data.splits`) does not import torch.
 
 from flatkd.lazy import lazy_exports
 
-# name -> the module defining it, imported on first use (``import flatkd.data`` imports no torch)
-_EXPORTS = {
-    "CacheSettings": "flatkd.data.cache.layout",
-    "ClipDataset": "flatkd.data.clip_dataset",
-    "ClipPlan": "flatkd.data.clip_dataset",
-    "DatasetSplits": "flatkd.data.dataset_splits",
-    "ModalityCache": "flatkd.data.cache.layout",
-    "Sample": "flatkd.data.splits",
-    "SynthSettings": "flatkd.data.synth.build",
-    "build_cache": "flatkd.data.cache.build",
-    "default_cache_dir": "flatkd.data.cache.layout",
-    "generate_synthetic": "flatkd.data.synth.build",
-    "list_videos": "flatkd.data.dataset_splits",
-    "open_dataset": "flatkd.data.dataset_splits",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+# the names by the submodule defining each, imported on first use:
+# ``import flatkd.data`` imports no torch
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "cache.build": ("build_cache",),
+        "cache.layout": ("CacheSettings", "ModalityCache", "default_cache_dir"),
+        "clip_dataset": ("ClipDataset", "ClipPlan"),
+        "dataset_splits": ("DatasetSplits", "list_videos", "open_dataset"),
+        "splits": ("Sample",),
+        "synth.build": ("SynthSettings", "generate_synthetic"),
+    },
+)

@@ -11,23 +11,24 @@ The names are imported from their modules on first use: ``list_presets`` imports
 
 from flatkd.lazy import lazy_exports
 
-# name -> the module defining it, imported on first use (``list_presets`` imports no torch)
-_EXPORTS = {
-    "DEFAULT_EXITS": "flatkd.models.presets",
-    "STAGE_NAMES": "flatkd.models.multiexit",
-    "InternalClassifier": "flatkd.models.exits",
-    "MultiExitNet": "flatkd.models.multiexit",
-    "Preset": "flatkd.models.presets",
-    "ResNet": "flatkd.models.resnet",
-    "ResNetSpec": "flatkd.models.presets",
-    "build_model": "flatkd.models.presets",
-    "exit_costs": "flatkd.models.macs",
-    "exit_macs": "flatkd.models.macs",
-    "list_presets": "flatkd.models.presets",
-    "load_backbone_weights": "flatkd.models.weights",
-    "read_state_dict": "flatkd.models.weights",
-    "register_preset": "flatkd.models.presets",
-    "resolve_preset": "flatkd.models.presets",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+# the names by the submodule defining each, imported on first use:
+# ``list_presets`` imports no torch
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "exits": ("InternalClassifier",),
+        "macs": ("exit_costs", "exit_macs"),
+        "multiexit": ("MultiExitNet", "STAGE_NAMES"),
+        "presets": (
+            "DEFAULT_EXITS",
+            "Preset",
+            "ResNetSpec",
+            "build_model",
+            "list_presets",
+            "register_preset",
+            "resolve_preset",
+        ),
+        "resnet": ("ResNet",),
+        "weights": ("load_backbone_weights", "read_state_dict"),
+    },
+)

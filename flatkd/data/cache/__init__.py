@@ -5,18 +5,13 @@ first use."""
 
 from flatkd.lazy import lazy_exports
 
-# name -> the module defining it, imported on first use (``CacheSettings`` imports no torch)
-_EXPORTS = {
-    "CacheEstimate": "flatkd.data.cache.estimate",
-    "CacheReport": "flatkd.data.cache.build",
-    "CacheSettings": "flatkd.data.cache.layout",
-    "ModalityCache": "flatkd.data.cache.layout",
-    "VideoEntry": "flatkd.data.cache.layout",
-    "build_cache": "flatkd.data.cache.build",
-    "default_cache_dir": "flatkd.data.cache.layout",
-    "estimate_cache": "flatkd.data.cache.estimate",
-    "free_bytes": "flatkd.data.cache.estimate",
-    "pending": "flatkd.data.cache.build",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+# the names by the submodule defining each, imported on first use:
+# ``CacheSettings`` imports no torch
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "build": ("CacheReport", "build_cache", "pending"),
+        "estimate": ("CacheEstimate", "estimate_cache", "free_bytes"),
+        "layout": ("CacheSettings", "ModalityCache", "VideoEntry", "default_cache_dir"),
+    },
+)

@@ -3,12 +3,11 @@
 
 from flatkd.lazy import lazy_exports
 
-# name -> the module defining it, imported on first use
-_EXPORTS = {
-    "ClassSpec": "flatkd.data.synth.design",
-    "SynthSettings": "flatkd.data.synth.build",
-    "class_table": "flatkd.data.synth.design",
-    "generate_synthetic": "flatkd.data.synth.build",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+# the names by the submodule defining each, imported on first use
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "build": ("SynthSettings", "generate_synthetic"),
+        "design": ("ClassSpec", "class_table"),
+    },
+)
