@@ -1,7 +1,7 @@
 """``flatkd --help`` and ``flatkd COMMAND --help`` are quick: building the help imports click and
 the commands' option definitions, not torch, numpy, pandas or PyAV (``data inspect/transcode/
-extract``: PyAV and numpy, not torch); the lazily listed one-line helps are the ones click would
-show."""
+extract``: PyAV and numpy, not torch; no command's help imports torch); the lazily listed one-line
+helps are the ones click would show."""
 
 from __future__ import annotations
 
@@ -35,6 +35,30 @@ def _imported_after_help(*args: str) -> list[str]:
 @pytest.mark.parametrize("command", [(), ("data",), ("report",), ("rank-modalities",)])
 def test_help_imports_no_heavy_package(command: tuple[str, ...]) -> None:
     assert _imported_after_help(*command) == []
+
+
+def test_no_command_help_imports_torch() -> None:
+    """Every command's and subcommand's ``--help``, rendered in one fresh interpreter, leaves
+    torch unimported: option choices and defaults come from light modules."""
+    code = (
+        "import sys, click; from click.testing import CliRunner; from flatkd.cli import cli\n"
+        "def walk(group, path):\n"
+        "    for name in group.list_commands(click.Context(group)):\n"
+        "        command = group.get_command(click.Context(group), name)\n"
+        "        yield [*path, name]\n"
+        "        if isinstance(command, click.Group):\n"
+        "            yield from walk(command, [*path, name])\n"
+        "shown = []\n"
+        "for args in walk(cli, []):\n"
+        "    result = CliRunner().invoke(cli, [*args, '--help'])\n"
+        "    assert result.exit_code == 0 and 'Usage:' in result.output, (args, result.output)\n"
+        "    shown.append(' '.join(args))\n"
+        "print('torch' in sys.modules); print(','.join(shown))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    torch_imported, shown = done.stdout.splitlines()
+    assert {*_COMMANDS, *(f"data {name}" for name in _DATA_COMMANDS)} <= set(shown.split(","))
+    assert torch_imported == "False"
 
 
 @pytest.mark.parametrize("command", ["inspect", "transcode", "extract"])
