@@ -1,7 +1,7 @@
 """The modality cache: I-frames, motion vectors and residuals decoded once and stored compactly
 (layout in :mod:`flatkd.data.cache.layout`, chunk files in :mod:`flatkd.data.cache.chunks`,
-building in :mod:`flatkd.data.cache.build`, size estimates in :mod:`flatkd.data.cache.estimate`). Its names are imported from these modules on
-first use."""
+building in :mod:`flatkd.data.cache.build`, size estimates in :mod:`flatkd.data.cache.estimate`).
+Its names are imported from these modules on first use."""
 
 from flatkd.lazy import lazy_exports
 
