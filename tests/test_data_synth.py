@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from pathlib import Path
 
 import av
@@ -15,6 +16,7 @@ from flatkd.cli import cli
 from flatkd.data.synth import SynthSettings, class_table, generate_synthetic
 from flatkd.data.lists import held_out_groups
 from flatkd.data.synth.render import Knobs, make_scene, render_clip
+from flatkd.data.synth import render_families
 from flatkd.data.synth.render_families import FamilyKnobs, member_readings
 from flatkd.errors import ConfigError
 
@@ -56,16 +58,33 @@ def test_families_every_modality_sees_the_family_and_the_member(num_classes: int
     assert all(sorted(members) == [0, 1] for members in families.values())
 
 
-def test_families_member_latent_is_shared_with_private_noise_per_modality() -> None:
+def _readings(count: int) -> tuple[np.ndarray, FamilyKnobs]:
     spec = class_table(4)[1]  # member 1: latent +1
     knobs = FamilyKnobs.from_difficulty(0.5)
     rng = np.random.default_rng(0)
-    readings = np.array([list(member_readings(spec, rng, knobs).values()) for _ in range(20000)])
+    return np.array([list(member_readings(spec, rng, knobs).values()) for _ in range(count)]), knobs
+
+
+def test_families_member_latent_is_shared_with_private_noise_per_modality(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_families, "READING_LIMIT", math.inf)  # the Gaussian part alone
+    readings, knobs = _readings(20000)
     assert np.allclose(readings.mean(0), 1.0, atol=0.03)
     private = np.array(list(knobs.private.values()))
     assert np.allclose(readings.std(0), np.sqrt(knobs.shared_jitter**2 + private**2), rtol=0.03)
-    # the shared part: covariance of two modalities' readings is the shared variance
-    assert np.cov(readings[:, 0], readings[:, 1])[0, 1] == pytest.approx(knobs.shared_jitter**2, abs=0.01)
+    # the shared part: covariance of two modalities' readings is the shared variance (within 4
+    # standard errors of a sample covariance of Gaussians, sqrt((var_a var_b + cov^2) / n))
+    variance, shared = knobs.shared_jitter**2 + private**2, knobs.shared_jitter**2
+    error = 4 * math.sqrt((variance[0] * variance[1] + shared**2) / len(readings))
+    assert np.cov(readings[:, 0], readings[:, 1])[0, 1] == pytest.approx(shared, abs=error)
+
+
+def test_families_member_readings_are_clipped_where_the_gaussian_tails_say() -> None:
+    readings, knobs = _readings(20000)
+    limit = render_families.READING_LIMIT
+    assert readings.min() >= -limit and readings.max() <= limit
+    sd = np.sqrt(knobs.shared_jitter**2 + np.array(list(knobs.private.values())) ** 2)
+    above = 0.5 * np.array([math.erfc((limit - 1.0) / (s * math.sqrt(2.0))) for s in sd])  # P(N(1, sd) > limit)
+    assert np.allclose((readings == limit).mean(0), above, atol=0.01)
 
 
 def test_factorial_design_renders_the_frames_flatkd_0_1_rendered() -> None:

@@ -10,10 +10,15 @@ On UCF-101 each of CoViAR's three networks sees most of the class (I-frame 87%, 
 80%, fused 90.5%) and they disagree on a minority of clips; the ``families`` design has that
 information structure. ``N`` classes (even, 4 to 10) are ``N / 2`` *families* of two *members*:
 
-* the **family** is visible to every modality: its motion pattern (``Slide``, ``Rise``, ``Spin``,
-  ``Pulse``, ``Orbit``; seen by motion vectors, and by residuals at the moving edges), its actor
-  shape (disc, square, diamond, ellipse, cross; seen in I-frames and as residual edges) and the
-  hue of its landmarks (Red, Lime, Jade, Azure, Violet; I-frames);
+* the **family** is visible to every modality: its motion pattern (``Slide``: back and forth
+  horizontally, ``Rise``: vertically, ``Diagonal``: along one of the diagonals, ``Hop``:
+  horizontally in hops, ``Orbit``: around a circle; seen by motion vectors, and by residuals at
+  the moving edges), its actor shape (disc, square, triangle, bar, cross; seen in I-frames and as
+  residual edges) and the hue of its landmarks (Red, Lime, Jade, Azure, Violet; I-frames). Every
+  motion is its own mirror image (a diagonal family that told ``↘`` from ``↙`` would be undone by
+  the training flips), and every one moves the actor as a whole: block motion vectors see
+  translations, while rotations and zooms of a small actor (this design's first ``Spin`` and
+  ``Pulse``) left 16 x 16 macroblocks nearly motionless and the MV network at 37%;
 * the **member** (``Calm`` or ``Brisk``) is expressed redundantly, at a different strength in
   each modality, through one latent per clip, ``x = ±1 + shared_jitter * e`` (member 0: -1,
   member 1: +1; ``e`` standard normal, the same for all modalities: an ambiguous clip is ambiguous
@@ -22,7 +27,9 @@ information structure. ``N`` classes (even, 4 to 10) are ``N / 2`` *families* of
   (``x 2^(0.75 x_M)``: slow or fast; motion vectors) and a flicker of its grey shading (amplitude
   ``∝ max(0, (1 + x_R) / 2)``: steady or flickering; residuals, as block motion cannot explain a
   brightness change). ``x_I, x_M, x_R`` are ``x`` plus independent noise of a modality-specific
-  size (``Knobs``): this private part is what late fusion gains from;
+  size (``Knobs``), clipped to ``±1.6`` (so speeds and flicker stay in range): this private part
+  is what late fusion gains from, the shared part is what makes the networks err on the same
+  clips (their agreement);
 * **nuisances shared by the modalities**: actor scale (per group and per clip), a speed jitter,
   camera pans, a static occluder hiding part of the scene in some clips, clutter, sensor noise.
 
@@ -78,8 +85,8 @@ train/validation split must keep groups together.
 
 For ``N = 10`` the classes are::
 
-    families:  0 SlideCalm  1 SlideBrisk  2 RiseCalm  3 RiseBrisk  4 SpinCalm
-               5 SpinBrisk  6 PulseCalm   7 PulseBrisk 8 OrbitCalm 9 OrbitBrisk
+    families:  0 SlideCalm  1 SlideBrisk  2 RiseCalm  3 RiseBrisk  4 DiagonalCalm
+               5 DiagonalBrisk  6 HopCalm  7 HopBrisk  8 OrbitCalm  9 OrbitBrisk
     factorial: 0 RedSlideSteady   1 RedRiseFlicker   2 LimeRiseWobble  3 LimeSpinSparkle
                4 JadeSpinRipple   5 JadePulseSteady  6 AzurePulseFlicker  7 AzureOrbitWobble
                8 VioletOrbitSparkle  9 VioletSlideRipple
@@ -100,9 +107,13 @@ APPEARANCES: tuple[tuple[str, float], ...] = (
     ("Violet", 288.0),
 )
 MOTIONS: tuple[str, ...] = ("Slide", "Rise", "Spin", "Pulse", "Orbit")
+#: The motion pattern of each family of the ``families`` design: back and forth along a line
+#: (horizontal, vertical, diagonal), hops or a circle; each is its own mirror image, as the
+#: training flips demand.
+FAMILY_MOTIONS: tuple[str, ...] = ("Slide", "Rise", "Diagonal", "Hop", "Orbit")
 CUES: tuple[str, ...] = ("Steady", "Flicker", "Wobble", "Sparkle", "Ripple")
 #: The actor shape of each family of the ``families`` design.
-FAMILY_SHAPES: tuple[str, ...] = ("disc", "square", "diamond", "ellipse", "cross")
+FAMILY_SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "bar", "cross")
 #: The two members of a family (latent ``x`` = -1 and +1).
 MEMBERS: tuple[str, ...] = ("Calm", "Brisk")
 
@@ -146,11 +157,11 @@ def _families_table(num_classes: int) -> list[ClassSpec]:
         table.append(
             ClassSpec(
                 index=c,
-                name=f"{MOTIONS[family]}{MEMBERS[member]}",
+                name=f"{FAMILY_MOTIONS[family]}{MEMBERS[member]}",
                 design="families",
                 appearance=appearance,
                 hue=hue,
-                motion=MOTIONS[family],
+                motion=FAMILY_MOTIONS[family],
                 shape=FAMILY_SHAPES[family],
                 member=member,
             )

@@ -115,6 +115,10 @@ def _inside(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if shape == "cross":
         au, av = np.abs(u), np.abs(v)
         return np.maximum(np.minimum(0.36 - au, 0.95 - av), np.minimum(0.36 - av, 0.95 - au))
+    if shape == "triangle":  # equilateral, apothem 0.62
+        return 0.62 - np.maximum(np.maximum(-v, 0.866 * u + 0.5 * v), -0.866 * u + 0.5 * v)
+    if shape == "bar":
+        return np.minimum(1.05 - np.abs(u), 0.42 - np.abs(v))
     return 0.65 * (1.0 - np.sqrt(u * u + (v / 0.65) ** 2))
 
 

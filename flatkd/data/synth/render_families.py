@@ -4,7 +4,7 @@ The scene, camera, actor compositing, landmarks and sensor noise are those of
 :mod:`flatkd.data.synth.render`; what differs is what the class fixes and what varies per clip.
 
 Per clip, one latent ``x = (2 member - 1) + shared_jitter * e`` (``e ~ N(0, 1)``) is drawn, and each
-modality's cue reads it with its own independent noise, ``x_k = x + private_k * e_k``:
+modality's cue reads it with its own independent noise, ``x_k = clip(x + private_k * e_k, -1.6, 1.6)``:
 
 * landmark shade (I-frames): HSV value ``clip(0.72 + 0.2 x_I, 0.35, 1)`` of the family's hue;
 * actor speed (motion vectors): the motion's rates times ``2^(0.75 x_M)`` times a shared speed
@@ -12,7 +12,7 @@ modality's cue reads it with its own independent noise, ``x_k = x + private_k * 
 * shading flicker (residuals): a uniform grey offset ``1.5 FLICKER * clip((1 + x_R) / 2, 0, 1.5)
   * sin(2 pi t / P)`` with a period ``P`` of 3-5 frames, which block motion cannot predict.
 
-The actor's shape is the family's; its size is the group's times ``actor_scale`` times a per-clip
+The actor's path is the family's motion (:func:`_family_trajectory`), its shape the family's; its size is the group's times ``actor_scale`` times a per-clip
 factor ``2^U(-scale_jitter, scale_jitter)``. With probability ``occluder_rate`` a static grey bar (a pole
 or a beam, 18-30% of the frame) stands in front of the actor, hiding part of it in every modality.
 """
@@ -20,7 +20,7 @@ or a beam, 18-30% of the frame) stands in front of the actor, hiding part of it 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -35,7 +35,9 @@ from flatkd.data.synth.render import (
     Knobs,
     Layer,
     Scene,
+    Trajectory,
     actor_look,
+    _bounce,
     _camera,
     _landmark,
     _pan_limit,
@@ -50,6 +52,8 @@ SHADE_CENTRE, SHADE_SLOPE = 0.72, 0.2
 #: log2 of the speed factor per unit of ``x``, and the flicker amplitude relative to the
 #: factorial design's ``Flicker`` cue.
 SPEED_SLOPE, FLICKER_GAIN = 0.75, 1.5
+#: Each modality's reading of the member latent is clipped to +-READING_LIMIT (cues stay in range).
+READING_LIMIT = 1.6
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,8 @@ class FamilyKnobs:
             # pattern must stay legible in 8x8-block motion vectors at small frame sizes
             base=replace(base, speed=1.3 * base.speed, pan_max=0.5 * base.pan_max),
             actor_scale=1.15,
-            shared_jitter=0.2 + 0.6 * d,
-            private={"iframe": 0.2 + 1.5 * d, "mv": 0.3 + 0.6 * d, "residual": 0.2 + 0.4 * d},
+            shared_jitter=0.3 + 1.2 * d,
+            private={"iframe": 0.2 + 0.6 * d, "mv": 0.2 + 0.6 * d, "residual": 0.15 + 0.4 * d},
             speed_jitter=0.05 + 0.2 * d,
             scale_jitter=0.1 + 0.3 * d,
             occluder_rate=0.5 * d,
@@ -107,11 +111,71 @@ def _occluder(
     return Layer(colour=colour_plane, alpha=alpha, corner_y=corner_y, corner_x=corner_x)
 
 
+#: Directions (degrees, image axes: y points down) of the families' back-and-forth motions, one
+#: drawn per clip; each set is closed under the horizontal flip of training.
+LINE_MOTIONS = {"Slide": (0.0,), "Rise": (90.0,), "Diagonal": (45.0, 135.0)}
+#: Height of ``Hop``'s hops (fraction of the frame) and their period range (frames at speed 1).
+HOP_HEIGHT, HOP_PERIOD = 0.22, (8.0, 12.0)
+
+
+def _line(
+    rng: np.random.Generator, theta: float, pad: float, width: int, height: int, travel: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centres ``(x, y)`` of a walk of ``travel`` pixels (per frame, cumulative) along the line at
+    angle ``theta`` through a point near the frame's middle (within 12% of its side), from a
+    random point of the line and reflected at the frame's edges less ``pad``."""
+    direction = np.array([math.cos(theta), math.sin(theta)])
+    anchor = np.array([width / 2, height / 2]) + rng.uniform(-0.12, 0.12, 2) * min(width, height)
+    low, high = -math.inf, math.inf
+    for axis, extent in enumerate((width, height)):
+        if abs(direction[axis]) > 1e-9:
+            ends = sorted(((pad - anchor[axis]) / direction[axis], (extent - pad - anchor[axis]) / direction[axis]))
+            low, high = max(low, ends[0]), min(high, ends[1])
+    along = _bounce(rng.uniform(low, high), 1.0, low, high, travel)
+    return anchor[0] + along * direction[0], anchor[1] + along * direction[1]
+
+
+def _family_trajectory(
+    motion: str,
+    rng: np.random.Generator,
+    radius: float,
+    width: int,
+    height: int,
+    frames: int,
+    knobs: Knobs,
+    rate: Callable[[float, float], float],
+) -> Trajectory:
+    """The actor's path: back and forth along a line through the middle of the frame at one of
+    the motion's angles (:data:`LINE_MOTIONS`), at ``knobs.speed`` times ``rate(1.5, 3)`` pixels
+    per frame and reflected at the frame's padded edges; ``Hop``: that horizontal travel with
+    hops of :data:`HOP_HEIGHT` of the frame every ``HOP_PERIOD / speed`` frames; ``Orbit``'s
+    circle. A line motion keeps its axis over the whole clip (block motion vectors point along
+    it in every frame)."""
+    if motion not in LINE_MOTIONS and motion != "Hop":
+        return _trajectory(motion, rng, radius, width, height, frames, knobs, rate)
+    pad = 1.35 * radius
+    t = np.arange(frames, dtype=np.float64)
+    travel = rng.choice([-1.0, 1.0]) * knobs.speed * rate(1.5, 3.0) * t
+    theta = math.radians(rng.choice(LINE_MOTIONS.get(motion, (0.0,))))
+    cx, cy = _line(rng, theta, pad, width, height, travel)
+    if motion == "Hop":
+        hop = min(HOP_HEIGHT * height, height - 2 * pad)
+        period = rng.uniform(*HOP_PERIOD) / max(knobs.speed, 0.25)
+        ground = rng.uniform(pad + hop, max(pad + hop, height - pad))
+        cy = ground - hop * np.abs(np.sin(math.pi * t / period + rng.uniform(0, math.pi)))
+    angle = np.full(frames, rng.uniform(0, 2 * math.pi))
+    # whole-pixel positions: translations then compensate exactly with integer motion vectors
+    return Trajectory(cx=np.rint(cx), cy=np.rint(cy), angle=angle, scale=np.ones(frames))
+
+
 def member_readings(spec: ClassSpec, rng: np.random.Generator, knobs: FamilyKnobs) -> dict[str, float]:
     """The member latent of one clip as each modality's cue reads it (module docstring)."""
     assert spec.member is not None, "a class of the families design"
     latent = (2.0 * spec.member - 1.0) + knobs.shared_jitter * rng.standard_normal()
-    return {m: latent + sigma * rng.standard_normal() for m, sigma in knobs.private.items()}
+    return {
+        m: float(np.clip(latent + sigma * rng.standard_normal(), -READING_LIMIT, READING_LIMIT))
+        for m, sigma in knobs.private.items()
+    }
 
 
 def render_family_clip(
@@ -136,7 +200,7 @@ def render_family_clip(
         middle, half = (low + high) / 2, (high - low) / 2 * spread
         return rng.uniform(middle - half, middle + half)
 
-    traj = _trajectory(spec.motion, rng, radius, width, height, frames, replace(knobs.base, speed=speed), rate)
+    traj = _family_trajectory(spec.motion, rng, radius, width, height, frames, replace(knobs.base, speed=speed), rate)
     margin = scene.canvas.shape[0] - height
     off_y, off_x = _camera(rng, margin, _pan_limit(knobs.base, width, height, frames), frames)
     hue = (spec.hue + rng.normal(0.0, knobs.base.hue_jitter)) / 360.0 % 1.0
