@@ -12,8 +12,9 @@ modality's cue reads it with its own independent noise, ``x_k = clip(x + private
 * shading flicker (residuals): a uniform grey offset ``1.5 FLICKER * clip((1 + x_R) / 2, 0, 1.5)
   * sin(2 pi t / P)`` with a period ``P`` of 3-5 frames, which block motion cannot predict.
 
-The actor's path is the family's motion (:func:`_family_trajectory`), its shape the family's; its size is the group's times ``actor_scale`` times a per-clip
-factor ``2^U(-scale_jitter, scale_jitter)``. With probability ``occluder_rate`` a static grey bar (a pole
+The actor's path is the family's motion (:func:`_family_trajectory`), its shape the family's;
+its size is the group's times ``actor_scale`` times a per-clip factor
+``2^U(-scale_jitter, scale_jitter)``. With probability ``occluder_rate`` a static grey bar (a pole
 or a beam, 18-30% of the frame) stands in front of the actor, hiding part of it in every modality.
 """
 
@@ -148,9 +149,9 @@ def _family_trajectory(
     """The actor's path: back and forth along a line through the middle of the frame at one of
     the motion's angles (:data:`LINE_MOTIONS`), at ``knobs.speed`` times ``rate(1.5, 3)`` pixels
     per frame and reflected at the frame's padded edges; ``Hop``: that horizontal travel with
-    hops of :data:`HOP_HEIGHT` of the frame every ``HOP_PERIOD / speed`` frames; ``Orbit``'s
-    circle. A line motion keeps its axis over the whole clip (block motion vectors point along
-    it in every frame)."""
+    hops of :data:`HOP_HEIGHT` of the frame every ``HOP_PERIOD / speed`` frames; ``Spin``: the
+    factorial design's rotation in place. A line motion keeps its axis over the whole clip (block
+    motion vectors point along it in every frame)."""
     if motion not in LINE_MOTIONS and motion != "Hop":
         return _trajectory(motion, rng, radius, width, height, frames, knobs, rate)
     pad = 1.35 * radius
