@@ -80,7 +80,7 @@ class FamilyKnobs:
         base = Knobs.from_difficulty(d)
         return cls(
             # a larger actor, faster motion and a slower pan than the factorial design: the motion
-            # pattern must stay legible in 8x8-block motion vectors at small frame sizes
+            # pattern must stay legible in 16 x 16 macroblock motion vectors at small frame sizes
             base=replace(base, speed=1.3 * base.speed, pan_max=0.5 * base.pan_max),
             actor_scale=1.15,
             shared_jitter=0.3 + 1.2 * d,
